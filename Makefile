@@ -1,0 +1,55 @@
+# User interface of the project. See README.md.
+#   make deps     install missing Debian packages (root) or print the command
+#   make          build build/inferadb-ledger
+#   make run      deps + build + single-node server on 127.0.0.1:50051, data in ./data
+#   make test     deps + build + every test suite
+#   make asan     unit tests under ASan+UBSan
+#   make install  install binaries (PREFIX, default /usr/local)
+PREFIX ?= /usr/local
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTHON ?= /usr/bin/python3
+PYTEST_ARGS ?=
+
+.PHONY: all deps build run test unit integration asan install clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLDG_WERROR=ON
+
+build: $(BUILD)/Makefile
+	@$(MAKE) --no-print-directory -C $(BUILD) -j$(JOBS)
+
+run: deps build
+	@mkdir -p data
+	$(BUILD)/inferadb-ledger --single --data ./data --listen 127.0.0.1:50051
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+integration: build
+	LEDGER_BIN=$(CURDIR)/$(BUILD)/inferadb-ledger $(PYTHON) -m pytest -q -ra \
+		-p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory integration
+
+asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLDG_WERROR=ON -DLDG_SANITIZE=ON
+	@$(MAKE) --no-print-directory -C $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
