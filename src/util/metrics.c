@@ -357,11 +357,21 @@ static void fmt_double(char *out, size_t cap, double v)
         snprintf(out, cap, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    for (int prec = 1; prec <= 17; prec++) {
+    int prec = 1;
+    for (; prec < 17; prec++) {
         snprintf(out, cap, "%.*g", prec, v);
         if (strtod(out, NULL) == v)
-            return;
+            break;
     }
+    /* %g switches to an exponent once the exponent reaches the precision;
+     * keep whole numbers below 1e17 plain ("10", not "1e+01"). */
+    char e[40];
+    snprintf(e, sizeof e, "%.*e", prec - 1, v);
+    const char *x = strchr(e, 'e');
+    int exp10 = x ? atoi(x + 1) : 0;
+    if (exp10 >= prec && exp10 < 17)
+        prec = exp10 + 1;
+    snprintf(out, cap, "%.*g", prec, v);
 }
 
 static void put_double(struct ldg_buf *out, double v)
