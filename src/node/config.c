@@ -117,7 +117,7 @@ static const struct opt opts[] = {
     {"force", NULL, NULL, K_BOOL, F(force), 0, 0, "false", NULL,
      "with --single: force a new cluster even from a node that was not a voter"},
     {"inspect", NULL, NULL, K_BOOL, F(inspect), 0, 0, "false", NULL,
-     "print the data directory's identities and positions, then exit without serving"},
+     "print this data directory's node ID and cluster ID, then exit without serving"},
     {"help", NULL, NULL, K_HELP, 0, 0, 0, NULL, NULL, "print this help and exit"},
     {"version", NULL, NULL, K_VERSION, 0, 0, 0, NULL, NULL, "print the version and exit"},
 };
