@@ -170,3 +170,12 @@ int ldg_health_v1_methods(const struct ldg_grpc_method **out, size_t *n)
     *n = LDG_ARRAY_SIZE(health_methods);
     return 0;
 }
+
+int ldg_health_v1_register(int (*add)(void *server, const struct ldg_grpc_method *m),
+                           void *server)
+{
+    int rv = 0;
+    for (size_t i = 0; rv == 0 && i < LDG_ARRAY_SIZE(health_methods); i++)
+        rv = add(server, &health_methods[i]);
+    return rv;
+}

@@ -55,4 +55,9 @@ void ldg_health_v1_shutdown(void);
  * LDG_GRPC_SERVER_STREAM). Returns 0. */
 int ldg_health_v1_methods(const struct ldg_grpc_method **out, size_t *n);
 
+/* Register both methods through |add| (same shape as ldg_rpc_add_fn in
+ * rpc/rpc.h) on |server|. Returns 0 or the first error of |add|. */
+int ldg_health_v1_register(int (*add)(void *server, const struct ldg_grpc_method *m),
+                           void *server);
+
 #endif

@@ -913,3 +913,14 @@ int ldg_reflection_methods(const struct ldg_grpc_method **out, size_t *n)
     *n = LDG_ARRAY_SIZE(refl_methods);
     return 0;
 }
+
+int ldg_reflection_register(int (*add)(void *server, const struct ldg_grpc_method *m),
+                            void *server)
+{
+    const struct ldg_grpc_method *m;
+    size_t n;
+    int rv = ldg_reflection_methods(&m, &n);
+    for (size_t i = 0; rv == 0 && i < n; i++)
+        rv = add(server, &m[i]);
+    return rv;
+}

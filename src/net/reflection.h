@@ -105,8 +105,10 @@ int ldg_reflection_init_from(const uint8_t *set, size_t len, struct ldg_err *err
 const struct ldg_refl_index *ldg_reflection_index(void);
 
 /* Set the service names list_services reports (the services registered on
- * the server, reflection itself included): copied. n == 0 clears the list
- * (list_services then reports every service of the set). Returns 0. */
+ * the server, reflection itself included): copied. n == 0 clears the list.
+ * While the list is empty, list_services reports every service of the
+ * descriptor set, which is right when every proto service is registered (as
+ * rpc/registry.c does for ledger.v1). Returns 0. */
 int ldg_reflection_set_services(const char *const *names, size_t n);
 /* Append |name| (copied) unless already listed. Returns 0. */
 int ldg_reflection_add_service(const char *name);
@@ -116,6 +118,13 @@ int ldg_reflection_add_service(const char *name);
  * ServerReflection/ServerReflectionInfo, LDG_GRPC_BIDI_STREAM). Initializes
  * the embedded index if needed. Returns 0 or LDG_ECORRUPT. */
 int ldg_reflection_methods(const struct ldg_grpc_method **out, size_t *n);
+
+/* Register both methods through |add| (same shape as ldg_rpc_add_fn in
+ * rpc/rpc.h, e.g. the server's add-method function) on |server|. Does not
+ * touch the list_services list. Returns 0, LDG_ECORRUPT (index), or the
+ * first error of |add|. */
+int ldg_reflection_register(int (*add)(void *server, const struct ldg_grpc_method *m),
+                            void *server);
 
 /* Free the index and the service list (tests, shutdown). Calls in flight
  * must be over. */

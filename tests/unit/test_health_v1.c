@@ -71,6 +71,29 @@ static int teardown(void **state)
     return 0;
 }
 
+struct add_log {
+    const struct ldg_grpc_method *m[4];
+    size_t n;
+};
+
+static int add_method(void *server, const struct ldg_grpc_method *m)
+{
+    struct add_log *log = server;
+    log->m[log->n++] = m;
+    return 0;
+}
+
+static void test_register(void **state)
+{
+    (void)state;
+    struct add_log log = {{0}, 0};
+    assert_int_equal(ldg_health_v1_register(add_method, &log), 0);
+    assert_int_equal(log.n, 2);
+    assert_ptr_equal(log.m[0], method_of("Check"));
+    assert_ptr_equal(log.m[1], method_of("Watch"));
+    assert_ptr_equal(log.m[1]->request, &grpc__health__v1__health_check_request__descriptor);
+}
+
 static void test_check_default(void **state)
 {
     (void)state;
@@ -242,6 +265,7 @@ static void test_watch_slow_and_closed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_register),
         cmocka_unit_test_teardown(test_check_default, teardown),
         cmocka_unit_test_teardown(test_check_provider, teardown),
         cmocka_unit_test_teardown(test_watch_changes, teardown),

@@ -340,6 +340,39 @@ static void test_index_embedded(void **state)
 
 /* ---- handlers ---- */
 
+struct add_log {
+    const struct ldg_grpc_method *m[4];
+    size_t n;
+    int fail_at; /* return LDG_EIO on this call (1-based), 0: never */
+};
+
+static int add_method(void *server, const struct ldg_grpc_method *m)
+{
+    struct add_log *log = server;
+    if (log->n + 1 == (size_t)log->fail_at)
+        return LDG_EIO;
+    log->m[log->n++] = m;
+    return 0;
+}
+
+static void test_register(void **state)
+{
+    (void)state;
+    struct add_log log = {{0}, 0, 0};
+    assert_int_equal(ldg_reflection_register(add_method, &log), 0);
+    assert_int_equal(log.n, 2);
+    assert_string_equal(log.m[0]->service, "grpc.reflection.v1.ServerReflection");
+    assert_string_equal(log.m[1]->service, "grpc.reflection.v1alpha.ServerReflection");
+    assert_ptr_equal(log.m[0]->request, &grpc__reflection__v1__server_reflection_request__descriptor);
+    assert_ptr_equal(log.m[1]->response,
+                     &grpc__reflection__v1alpha__server_reflection_response__descriptor);
+    assert_non_null(ldg_reflection_index());
+    struct add_log bad = {{0}, 0, 2};
+    assert_int_equal(ldg_reflection_register(add_method, &bad), LDG_EIO);
+    assert_int_equal(bad.n, 1);
+    ldg_reflection_close();
+}
+
 static const struct ldg_grpc_method *method_of(const char *service)
 {
     const struct ldg_grpc_method *m;
@@ -617,7 +650,29 @@ static void test_handler_embedded(void **state)
     ProtobufCBinaryData *b = &r->file_descriptor_response->file_descriptor_proto[0];
     assert_int_equal(b->len, target->len);
     assert_memory_equal(b->data, target->data, target->len);
+    /* ledger.proto's answer carries google/protobuf/timestamp.proto too. */
+    const struct ldg_refl_file *ts =
+        ldg_refl_index_file(idx, "google/protobuf/timestamp.proto");
+    if (ledger != NULL && ts != NULL) {
+        size_t i, n = r->file_descriptor_response->n_file_descriptor_proto;
+        for (i = 1; i < n; i++) {
+            b = &r->file_descriptor_response->file_descriptor_proto[i];
+            if (b->len == ts->len && memcmp(b->data, ts->data, ts->len) == 0)
+                break;
+        }
+        assert_true(i < n);
+    }
     grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+
+    if (ledger != NULL) { /* a method of the ledger API resolves to its file */
+        req = req_string(4, "ledger.v1.ReadService");
+        r = ask_v1(&c, &req);
+        assert_int_equal(r->message_response_case,
+                         GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
+        b = &r->file_descriptor_response->file_descriptor_proto[0];
+        assert_int_equal(b->len, ledger->len);
+        grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+    }
 
     req = req_string(4, "grpc.health.v1.Health");
     r = ask_v1(&c, &req);
@@ -722,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_index_synthetic),
         cmocka_unit_test(test_index_corrupt),
         cmocka_unit_test(test_index_embedded),
+        cmocka_unit_test(test_register),
         cmocka_unit_test(test_handler_v1_synthetic),
         cmocka_unit_test(test_handler_v1_bad_requests),
         cmocka_unit_test(test_handler_embedded),
