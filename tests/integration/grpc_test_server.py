@@ -141,7 +141,7 @@ def _symbols(fdp):
     return out
 
 
-class TestServer:
+class FakeServer:
     """Echo service + reflection on 127.0.0.1:<free port>.
 
     reflection_versions: which of "v1", "v1alpha" to serve.
