@@ -699,6 +699,26 @@ static void test_registered_protocol_exact(void **state)
     uv_close((uv_handle_t *)T.handed, handed_close);
 }
 
+static void services_cb(const char *service, void *arg)
+{
+    struct ldg_buf *b = arg;
+    ldg_buf_printf(b, "%s;", service);
+}
+
+static void test_services_introspection(void **state)
+{
+    struct ldg_buf b;
+    ldg_buf_init(&b);
+    ldg_grpc_server_services(T.srv, services_cb, &b);
+    ldg_buf_u8(&b, 0);
+    assert_string_equal((char *)b.data, "grpc.health.v1.Health;test.v1.Echo;");
+    ldg_buf_close(&b);
+    const struct ldg_grpc_method *m = ldg_grpc_server_find(T.srv, "/grpc.health.v1.Health/Watch");
+    assert_non_null(m);
+    assert_int_equal(m->kind, LDG_GRPC_SERVER_STREAM);
+    assert_null(ldg_grpc_server_find(T.srv, "/grpc.health.v1.Health/Nope"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -714,6 +734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http1_gets_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registered_protocol_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_services_introspection, setup, teardown),
     };
     return cmocka_run_group_tests_name("h2_server", tests, NULL, NULL);
 }
