@@ -24,6 +24,7 @@
 #include "net/listener.h"
 #include "util/buf.h"
 #include "util/mem.h"
+#include "util/metrics.h"
 
 typedef Grpc__Health__V1__HealthCheckRequest HcReq;
 typedef Grpc__Health__V1__HealthCheckResponse HcResp;
@@ -414,6 +415,7 @@ static void handed_cb(void *arg, uv_tcp_t *tcp, const uint8_t *prefix, size_t n)
 static int setup(void **state)
 {
     memset(&T, 0, sizeof T);
+    ldg_metrics_reset();
     uv_loop_init(&T.loop);
     struct ldg_grpc_server_opts o;
     ldg_grpc_server_opts_default(&o);
@@ -490,6 +492,16 @@ static void test_unary_ok_and_fail(void **state)
     assert_int_equal(bad->data.len, 0);
     assert_int_equal(nghttp2_session_get_remote_settings(
                          T.cl.s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS), 100);
+    struct ldg_buf m;
+    ldg_buf_init(&m);
+    ldg_metrics_render(&m);
+    ldg_buf_u8(&m, 0);
+    assert_non_null(strstr((char *)m.data, "ledger_grpc_requests_total{service=\"grpc.health.v1."
+                                           "Health\",method=\"Check\",code=\"OK\"} 1"));
+    assert_non_null(strstr((char *)m.data, "code=\"NOT_FOUND\"} 1"));
+    assert_non_null(strstr((char *)m.data, "ledger_grpc_request_duration_seconds_count{service="
+                                           "\"grpc.health.v1.Health\",method=\"Check\"} 2"));
+    ldg_buf_close(&m);
 }
 
 static void test_unknown_method_and_content_type(void **state)
