@@ -81,6 +81,14 @@ int ldg_node_start(struct ldg_node *node, uv_loop_t *loop, const struct ldg_conf
         uv_run(loop, UV_RUN_DEFAULT); /* let the close callbacks run */
         return rv;
     }
+    rv = ldg_serve_start(&node->serve, loop, cfg, node->datadir.path, node->datadir.node_id,
+                         err);
+    if (rv != 0) {
+        ldg_node_stop(node);
+        uv_run(loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+        return rv;
+    }
+    node->serving = true;
     node->started = true;
     LDG_LOG(LDG_LOG_INFO, "node",
             "starting version=%s node_id=%" PRIu64 " mode=%s cluster_size=%u listen=%s "
@@ -103,6 +111,10 @@ void ldg_node_stop(struct ldg_node *node)
     if (node->stopping)
         return;
     node->stopping = true;
+    if (node->serving) {
+        node->serving = false;
+        ldg_serve_stop(&node->serve, NULL, NULL);
+    }
     close_handle(node, (uv_handle_t *)&node->sigterm);
     close_handle(node, (uv_handle_t *)&node->sigint);
 }

@@ -18,6 +18,7 @@
 
 #include "node/config.h"
 #include "node/datadir.h"
+#include "node/serve.h"
 #include "util/err.h"
 
 struct ldg_node {
@@ -30,6 +31,8 @@ struct ldg_node {
     bool started;                   /* ldg_node_start succeeded */
     bool stopping;                  /* ldg_node_stop was called */
     int stop_signal;                /* signal that asked for the stop, 0 if none */
+    struct ldg_serve serve;         /* gRPC + metrics endpoints */
+    bool serving;                   /* serve was started and not yet stopped */
 };
 
 /* Apply cfg's log level and format (auto: text when stderr is a TTY, else
