@@ -1,0 +1,116 @@
+/* The replicated ledger: libraft glue (the only place libraft is called).
+ *
+ * A cluster object owns the Raft instance (raft_uv storage in DATA/raft/),
+ * the LMDB store in DATA/state/, the ledger state machine on top of it, the
+ * write batcher and the linearizable-read barrier. The rpc layer talks to it
+ * through this header only.
+ *
+ * Write path: ldg_cluster_submit() queues one command; the batcher groups
+ * commands (up to batch_size, at most batch_delay) into one Raft entry
+ * stamped with the leader's clock, term, index and log id; every node
+ * applies it with ldg_ledger_apply in one LMDB transaction; on the proposing
+ * node each command's callback gets its ldg_cmd_result.
+ *
+ * Read path: readers open LMDB read transactions on ldg_cluster_ledger();
+ * a linearizable read first waits on ldg_cluster_barrier().
+ *
+ * Callback contract (STYLE): a function taking a cb either returns an error
+ * and never calls it, or returns 0 and calls it exactly once, later, on the
+ * loop thread, never re-entrantly. */
+#ifndef LDG_CLUSTER_CLUSTER_H
+#define LDG_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "ledger/entry.h"
+#include "ledger/ledger.h"
+#include "util/err.h"
+
+struct ldg_cluster;
+struct ldg_listener;
+
+struct ldg_cluster_opts {
+    const char *data_dir;        /* DATA: state/ and raft/ live below it */
+    uint64_t node_id;            /* this node's id (DATA/node_id) */
+    const char *address;         /* advertised gRPC/Raft address */
+    unsigned batch_size;         /* max commands per entry (SPEC BATCH_SIZE) */
+    double batch_delay_s;        /* max wait of a command for its batch */
+    unsigned snapshot_threshold; /* Raft entries between snapshots */
+    unsigned election_timeout_ms;/* default 500 */
+    unsigned heartbeat_ms;       /* default 50 */
+};
+
+/* Open the store, the Raft log and start Raft; with |bootstrap_single| a
+ * fresh data dir is bootstrapped as a one-node cluster. Peer Raft
+ * connections arrive through |listener| (the shared port). Returns 0 or an
+ * LDG_E* code with |err| set; on failure nothing is left running. */
+int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
+                      bool bootstrap_single, struct ldg_listener *listener,
+                      struct ldg_cluster **out, struct ldg_err *err);
+
+/* Stop: fail queued commands with LDG_ECANCELED, transfer leadership when
+ * other voters exist, close Raft and the store; |cb| fires once, later, after
+ * which the object is freed. */
+typedef void (*ldg_cluster_close_cb)(void *arg);
+void ldg_cluster_stop(struct ldg_cluster *c, ldg_cluster_close_cb cb, void *arg);
+
+/* ---- writes ---- */
+
+/* Result of one submitted command. |status| is 0 when the command was
+ * applied (then |res| is its result: res->code may still be a client-level
+ * failure such as KEY_EXISTS), or LDG_ENOTLEADER / LDG_ENOLEADER /
+ * LDG_ETIMEDOUT / LDG_ECANCELED / LDG_EIO with |res| NULL. |block| is the
+ * block (header + hash) that holds the command's transaction, or NULL.
+ * Everything is borrowed for the duration of the callback. */
+typedef void (*ldg_cluster_submit_cb)(void *arg, int status, const struct ldg_cmd_result *res,
+                                      const struct ldg_block_made *block);
+
+/* Queue |cmd| (deep-copied; the leader fills tx_id for writes) for the next
+ * batch. |timeout_ms| bounds the wait (0 = none). Returns 0, or
+ * LDG_ENOTLEADER when this node is not the leader (never calls cb then). */
+int ldg_cluster_submit(struct ldg_cluster *c, const struct ldg_cmd *cmd, uint64_t timeout_ms,
+                       ldg_cluster_submit_cb cb, void *arg);
+
+/* ---- reads ---- */
+
+/* The ledger (state machine) for read transactions: ldg_store_txn_begin on
+ * ldg_cluster_ledger(c)->store. Valid until ldg_cluster_stop. */
+struct ldg_ledger *ldg_cluster_ledger(struct ldg_cluster *c);
+
+/* Linearizable read: |cb| fires with 0 once this node is confirmed leader
+ * and has applied everything committed before the call (one raft barrier is
+ * shared by every read waiting at that moment), or with LDG_ENOTLEADER /
+ * LDG_ETIMEDOUT / LDG_ECANCELED. */
+typedef void (*ldg_cluster_barrier_cb)(void *arg, int status);
+int ldg_cluster_barrier(struct ldg_cluster *c, uint64_t timeout_ms, ldg_cluster_barrier_cb cb,
+                        void *arg);
+
+/* ---- block announcements (WatchBlocks) ---- */
+
+/* Called on the loop thread for every block applied on this node, after its
+ * LMDB transaction committed. */
+typedef void (*ldg_cluster_block_fn)(void *arg, const struct ldg_block_made *b);
+struct ldg_cluster_watch;
+int ldg_cluster_watch(struct ldg_cluster *c, ldg_cluster_block_fn fn, void *arg,
+                      struct ldg_cluster_watch **out);
+void ldg_cluster_unwatch(struct ldg_cluster *c, struct ldg_cluster_watch *w);
+
+/* ---- status ---- */
+
+struct ldg_cluster_status {
+    bool is_leader;
+    uint64_t leader_id;         /* 0 when unknown */
+    const char *leader_address; /* NULL when unknown; valid until the next loop turn */
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t applied_index;
+    uint64_t last_index;
+    unsigned voters;
+    bool is_voter;
+};
+void ldg_cluster_get_status(struct ldg_cluster *c, struct ldg_cluster_status *out);
+
+#endif
