@@ -113,15 +113,19 @@ int ldg_ledger_list_vaults(struct ldg_ledger *l, MDB_txn *txn, uint64_t org,
             break;
         if (c.vault == 0 || (!include_deleted && c.status == LDG_STATUS_DELETED))
             continue;
-        if (limit && n >= limit)
+        if (limit && n >= limit) {
+            rv = 0;
             break;
-        rv = cb(&c, arg);
-        if (rv != 0)
-            break;
+        }
         n++;
+        int crv = cb(&c, arg);
+        if (crv != 0) {
+            ldg_store_iter_close(&it);
+            return crv;
+        }
     }
     ldg_store_iter_close(&it);
-    return rv < 0 || rv > 1 ? rv : 0;
+    return rv < 0 ? rv : 0;
 }
 
 static int count_cb(const struct ldg_chain_info *c, void *arg)
@@ -170,14 +174,17 @@ int ldg_ledger_list_orgs(struct ldg_ledger *l, MDB_txn *txn, uint64_t after, siz
         }
         struct ldg_org_info o;
         rv = fill_org(l, txn, ldg_get_u64be(it.key.mv_data), &it.val, &o);
-        if (rv == 0)
-            rv = cb(&o, arg);
         if (rv != 0)
             break;
         n++;
+        int crv = cb(&o, arg);
+        if (crv != 0) {
+            ldg_store_iter_close(&it);
+            return crv;
+        }
     }
     ldg_store_iter_close(&it);
-    return rv == 1 ? 0 : rv;
+    return rv < 0 ? rv : 0;
 }
 
 /* ---- entities ---- */
@@ -287,7 +294,11 @@ static int walk_entities(struct ldg_ledger *l, MDB_txn *txn, uint64_t org, uint6
     int rv = ldg_store_iter_init(&it, l->store, txn, LDG_T_ENTITIES, pk.data, pk.len,
                                  after.len ? sk.data : NULL, sk.len);
     size_t n = 0;
-    while (rv == 0 && (rv = ldg_store_iter_next(&it)) == 1) {
+    while (rv == 0) {
+        rv = ldg_store_iter_next(&it);
+        if (rv != 1)
+            break;
+        rv = 0;
         struct ldg_entity e = {
             .key = {(const uint8_t *)it.key.mv_data + CHAIN_KEY_LEN,
                     it.key.mv_size - CHAIN_KEY_LEN},
@@ -381,7 +392,11 @@ int ldg_ledger_list_relationships(struct ldg_ledger *l, MDB_txn *txn, uint64_t o
     int rv = ldg_store_iter_init(&it, l->store, txn, t, pk.data, pk.len,
                                  after.len ? sk.data : NULL, sk.len);
     size_t n = 0;
-    while (rv == 0 && (rv = ldg_store_iter_next(&it)) == 1) {
+    while (rv == 0) {
+        rv = ldg_store_iter_next(&it);
+        if (rv != 1)
+            break;
+        rv = 0;
         const uint8_t *kp = (const uint8_t *)it.key.mv_data + CHAIN_KEY_LEN;
         size_t kn = it.key.mv_size - CHAIN_KEY_LEN;
         struct ldg_bytes parts[3];
@@ -704,7 +719,11 @@ int ldg_ledger_prove(struct ldg_ledger *l, MDB_txn *txn, uint64_t org, uint64_t 
     size_t *offs = NULL;
     struct ldg_store_iter it;
     rv = ldg_store_iter_init(&it, l->store, txn, LDG_T_SLOT_LEAVES, prefix, sizeof prefix, NULL, 0);
-    while (rv == 0 && (rv = ldg_store_iter_next(&it)) == 1) {
+    while (rv == 0) {
+        rv = ldg_store_iter_next(&it);
+        if (rv != 1)
+            break;
+        rv = 0;
         const uint8_t *p = it.val.mv_data;
         if (it.val.mv_size != LEAF_ROW_LEN || p[0] != LDG_STORE_VALUE_V1) {
             rv = LDG_ECORRUPT;
