@@ -1006,6 +1006,48 @@ int ldg_ledger_load_bucket(struct ldg_store *s, MDB_txn *txn, const uint8_t chai
     return rv < 0 ? rv : 0;
 }
 
+/* Load only what rehashing the dirty slots |w| of bucket |b| needs: every
+ * node on their paths and the siblings of those nodes (about 17 point reads
+ * per dirty slot); other nodes keep their default value and are not
+ * written back because they do not change. Falls back to a full bucket scan
+ * when many slots are dirty. */
+static int load_bucket_paths(struct apply *a, const struct chain_ctx *cc, uint8_t b,
+                             const uint64_t w[4], struct ldg_bucket_tree *t)
+{
+    unsigned dirty = 0;
+    for (int i = 0; i < 4; i++)
+        dirty += (unsigned)__builtin_popcountll(w[i]);
+    if (dirty > 24)
+        return ldg_ledger_load_bucket(a->s, a->txn, cc->chain, b, t);
+    ldg_bucket_tree_init(t);
+    uint8_t need[LDG_BUCKET_NODES] = {0};
+    for (unsigned s = 0; s < 256; s++) {
+        if (!(w[s / 64] >> (s % 64) & 1))
+            continue;
+        for (unsigned n = LDG_BUCKET_FIRST_SLOT + s; n > 0; n = (n - 1) / 2) {
+            need[n] = 1;
+            need[(n & 1) ? n + 1 : n - 1] = 1;
+        }
+        need[0] = 1;
+    }
+    for (unsigned n = 0; n < LDG_BUCKET_NODES; n++) {
+        if (!need[n])
+            continue;
+        uint8_t k[CHAIN_KEY_LEN + 3];
+        tree_key(k, cc->chain, b, (uint16_t)n);
+        MDB_val v;
+        int rv = ldg_store_get(a->s, a->txn, LDG_T_TREE, k, sizeof k, &v);
+        if (rv == LDG_ENOTFOUND)
+            continue;
+        if (rv != 0)
+            return rv;
+        if (v.mv_size != 1 + LDG_HASH_LEN || ((uint8_t *)v.mv_data)[0] != LDG_STORE_VALUE_V1)
+            return LDG_ECORRUPT;
+        memcpy(t->node[n], (uint8_t *)v.mv_data + 1, LDG_HASH_LEN);
+    }
+    return 0;
+}
+
 static int close_block(struct apply *a, struct chain_ctx *cc)
 {
     const struct ldg_entry *e = a->e;
@@ -1016,7 +1058,7 @@ static int close_block(struct apply *a, struct chain_ctx *cc)
         const uint64_t *w = &cc->dirty[b * 4];
         if ((w[0] | w[1] | w[2] | w[3]) == 0)
             continue;
-        rv = ldg_ledger_load_bucket(a->s, a->txn, cc->chain, (uint8_t)b, t);
+        rv = load_bucket_paths(a, cc, (uint8_t)b, w, t);
         if (rv != 0)
             break;
         memcpy(before, t->node, LDG_BUCKET_TREE_BYTES);

@@ -967,6 +967,34 @@ static void test_state_root_matches_naive(void **state)
     fx_free(f);
 }
 
+static void test_state_root_large_block(void **state)
+{
+    (void)state;
+    /* Enough leaves in one block that buckets take the full-scan path. */
+    struct fx *f = fx_new();
+    uint64_t org = create_org(f), v = create_vault(f, org);
+    enum { N = 9000 };
+    struct ldg_op *ops = calloc(N, sizeof *ops);
+    char(*keys)[16] = calloc(N, 16);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], 16, "big%d", i);
+        ops[i] = op_set(keys[i], keys[i], LDG_COND_NONE);
+    }
+    assert_int_equal(apply1(f, cmd_write(org, v, "c", ops, N))->code, LDG_RES_OK);
+    uint8_t root[32];
+    naive_root(f, org, v, root);
+    assert_memory_equal(chain(f, org, v).state_root, root, 32);
+    /* Then a few changes on top (point-read path). */
+    for (int i = 0; i < 5; i++)
+        ops[i] = op_del(keys[i * 7]);
+    assert_int_equal(apply1(f, cmd_write(org, v, "c", ops, 5))->code, LDG_RES_OK);
+    naive_root(f, org, v, root);
+    assert_memory_equal(chain(f, org, v).state_root, root, 32);
+    free(ops);
+    free(keys);
+    fx_free(f);
+}
+
 static void test_verified_read_proof(void **state)
 {
     (void)state;
@@ -1215,6 +1243,7 @@ int main(void)
         cmocka_unit_test(test_list_entities),
         cmocka_unit_test(test_replay_skip),
         cmocka_unit_test(test_state_root_matches_naive),
+        cmocka_unit_test(test_state_root_large_block),
         cmocka_unit_test(test_verified_read_proof),
         cmocka_unit_test(test_determinism_and_chain),
         cmocka_unit_test(test_entry_codec),
