@@ -14,7 +14,10 @@
  * should stop the node).
  *
  * Reads take a read (or write) txn; returned byte fields point into the
- * LMDB map and are valid until that txn ends. */
+ * LMDB map and are valid until that txn ends. List functions call their
+ * callback per row: return 0 to go on; any other value stops the walk and
+ * is returned. They return 0, LDG_ECORRUPT for undecodable rows, or an
+ * LMDB error. */
 #ifndef LDG_LEDGER_LEDGER_H
 #define LDG_LEDGER_LEDGER_H
 

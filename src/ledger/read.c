@@ -319,7 +319,7 @@ static int walk_entities(struct ldg_ledger *l, MDB_txn *txn, uint64_t org, uint6
     ldg_store_iter_close(&it);
     ldg_buf_close(&pk);
     ldg_buf_close(&sk);
-    return rv == 1 ? 0 : rv;
+    return rv;
 }
 
 static bool want_live(const struct ldg_entity *e, int64_t now_s)
@@ -452,7 +452,7 @@ int ldg_ledger_list_relationships(struct ldg_ledger *l, MDB_txn *txn, uint64_t o
     ldg_store_iter_close(&it);
     ldg_buf_close(&pk);
     ldg_buf_close(&sk);
-    return rv == 1 ? 0 : rv;
+    return rv;
 }
 
 int ldg_ledger_list_resources(struct ldg_ledger *l, MDB_txn *txn, uint64_t org,
