@@ -1,0 +1,73 @@
+/* Registration of every ledger.v1 method, implemented or not. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ledger/v1/ledger.pb-c.h"
+#include "rpc/rpc.h"
+#include "util/mem.h"
+
+static const ProtobufCServiceDescriptor *const services[] = {
+    &ledger__v1__read_service__descriptor,
+    &ledger__v1__write_service__descriptor,
+    &ledger__v1__admin_service__descriptor,
+    &ledger__v1__health_service__descriptor,
+    &ledger__v1__system_discovery_service__descriptor,
+};
+
+static const struct ldg_rpc_impl *const impl_tables[] = {
+    ldg_rpc_health_impls,
+};
+
+/* Streaming methods: protobuf-c descriptors do not carry the streaming flag. */
+static const char *const server_streaming[] = {
+    "ledger.v1.ReadService/WatchBlocks",
+};
+
+static const struct ldg_rpc_impl *find_impl(const char *service, const char *method)
+{
+    for (size_t t = 0; t < LDG_ARRAY_SIZE(impl_tables); t++)
+        for (const struct ldg_rpc_impl *i = impl_tables[t]; i->service; i++)
+            if (strcmp(i->service, service) == 0 && strcmp(i->method, method) == 0)
+                return i;
+    return NULL;
+}
+
+static enum ldg_grpc_kind kind_of(const char *service, const char *method)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", service, method);
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(server_streaming); i++)
+        if (strcmp(server_streaming[i], path) == 0)
+            return LDG_GRPC_SERVER_STREAM;
+    return LDG_GRPC_UNARY;
+}
+
+int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *ctx)
+{
+    for (size_t s = 0; s < LDG_ARRAY_SIZE(services); s++) {
+        const ProtobufCServiceDescriptor *sd = services[s];
+        for (unsigned m = 0; m < sd->n_methods; m++) {
+            const ProtobufCMethodDescriptor *md = &sd->methods[m];
+            const struct ldg_rpc_impl *impl = find_impl(sd->name, md->name);
+            char unimpl[256];
+            snprintf(unimpl, sizeof unimpl,
+                     "%s/%s is not implemented in this version of inferadb-ledger (%s); "
+                     "see docs/api.md for the methods available",
+                     sd->name, md->name, LDG_VERSION);
+            struct ldg_grpc_method gm = {
+                .service = sd->name,
+                .method = md->name,
+                .kind = impl ? impl->kind : kind_of(sd->name, md->name),
+                .request = md->input,
+                .response = md->output,
+                .handler = impl ? impl->handler : NULL,
+                .ud = ctx,
+                .unimplemented = impl ? NULL : unimpl,
+            };
+            int rv = add(server, &gm);
+            if (rv != 0)
+                return rv;
+        }
+    }
+    return 0;
+}

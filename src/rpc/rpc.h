@@ -1,0 +1,61 @@
+/* The gRPC services of ledger.v1 (one file per service) and their
+ * registration on the server.
+ *
+ * Every method of every ledger.v1 service is registered: methods whose
+ * implementation has not landed answer UNIMPLEMENTED with a message naming
+ * the method, so clients and operators see a clear status instead of
+ * "unknown method". */
+#ifndef LDG_RPC_RPC_H
+#define LDG_RPC_RPC_H
+
+#include <stdint.h>
+
+#include "net/grpc.h"
+
+/* What the node layer reports about itself, for health checks. */
+struct ldg_node_status {
+    int is_member;        /* this node is a member of a cluster */
+    int has_leader;       /* a leader is known */
+    int has_quorum;       /* the leader can commit */
+    int disk_writable;    /* last probe of the data directory succeeded */
+    int shutting_down;    /* SIGTERM received, draining */
+    const char *role;     /* "leader", "follower", "learner", "none" */
+    uint64_t node_id;
+    uint64_t leader_id;   /* 0 when unknown */
+    uint64_t term;
+    uint64_t applied_index;
+    uint64_t commit_index;
+};
+
+typedef void (*ldg_node_status_fn)(void *arg, struct ldg_node_status *out);
+
+/* Shared by every service handler. Owned by the node layer; outlives the server. */
+struct ldg_rpc_ctx {
+    ldg_node_status_fn node_status; /* required */
+    void *node_status_arg;
+};
+
+/* One implemented method: looked up by service + method name at registration. */
+struct ldg_rpc_impl {
+    const char *service;         /* "ledger.v1.HealthService" */
+    const char *method;          /* "Check" */
+    enum ldg_grpc_kind kind;
+    ldg_grpc_handler_fn handler;
+};
+
+/* Registration sink: the server's add-method function, so this layer does not
+ * depend on the server type. Returns 0 or a negative LDG_E* code. */
+typedef int (*ldg_rpc_add_fn)(void *server, const struct ldg_grpc_method *m);
+
+/* Register every ledger.v1 method on |server| through |add|; handlers get
+ * |ctx| as their user data. Returns 0 or the first error of |add|. */
+int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *ctx);
+
+/* Implemented methods of each service file (NULL-terminated by service == NULL). */
+extern const struct ldg_rpc_impl ldg_rpc_health_impls[];
+
+/* Fill a node health check response (exposed for unit tests).
+ * Returns the HealthStatus value and writes a reason to |msg|. */
+int ldg_rpc_node_health(const struct ldg_node_status *st, char *msg, size_t msg_size);
+
+#endif
