@@ -111,6 +111,7 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
     s->disk_writable = probe_disk(data_path);
     s->rpc.node_status = ldg_serve_node_status;
     s->rpc.node_status_arg = s;
+    s->rpc.cfg = cfg;
 
     if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->tls_ca != NULL)
         return ldg_err_set(err, LDG_EUNIMPL,
@@ -142,7 +143,9 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
         goto err_grpc;
     }
 
-    rv = ldg_metrics_http_start(loop, cfg->metrics, !cfg->metrics_explicit, readiness, s,
+    /* cfg->metrics is NULL when the operator said "off". */
+    rv = ldg_metrics_http_start(loop, cfg->metrics ? cfg->metrics : "off",
+                                !cfg->metrics_explicit, readiness, s,
                                 &s->metrics, err);
     if (rv != 0) {
         ldg_err_wrap(err, "--metrics");

@@ -29,10 +29,15 @@ struct ldg_node_status {
 
 typedef void (*ldg_node_status_fn)(void *arg, struct ldg_node_status *out);
 
+struct ldg_cluster;
+struct ldg_config;
+
 /* Shared by every service handler. Owned by the node layer; outlives the server. */
 struct ldg_rpc_ctx {
-    ldg_node_status_fn node_status; /* required */
+    ldg_node_status_fn node_status;   /* required */
     void *node_status_arg;
+    struct ldg_cluster *cluster;      /* the replicated ledger; NULL until started */
+    const struct ldg_config *cfg;     /* limits and options */
 };
 
 /* One implemented method: looked up by service + method name at registration. */
