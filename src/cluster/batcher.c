@@ -290,12 +290,11 @@ static void propose_one(struct ldg_cluster *c)
         proposal_finish(p, RAFT_INVALID);
         return;
     }
-    struct raft_buffer buf = {.base = raft_malloc(c->scratch.len), .len = c->scratch.len};
-    if (buf.base == NULL) {
+    struct raft_buffer buf;
+    if (ldg_cluster_frame(c->scratch.data, c->scratch.len, &buf) != 0) {
         proposal_finish(p, RAFT_NOMEM);
         return;
     }
-    memcpy(buf.base, c->scratch.data, buf.len);
     p->req.data = p;
     rv = raft_apply(&c->raft, &p->req, &buf, 1, proposal_apply_cb);
     if (rv != 0) {

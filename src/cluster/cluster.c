@@ -335,6 +335,11 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
         ldg_transport_free(&c->transport);
         goto err_free;
     }
+    /* libraft 0.15's raft_uv_init fills async_work (a version 2 field) but
+     * leaves version at 1, and raft_init then refuses fsm->snapshot_async:
+     * declare the version the struct really has. */
+    if (c->io.async_work != NULL && c->io.version < 2)
+        c->io.version = 2;
     ldg_cluster_fsm_init(c);
     rv = raft_init(&c->raft, &c->io, &c->fsm, opts->node_id, c->address);
     if (rv != 0) {

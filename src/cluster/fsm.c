@@ -34,12 +34,40 @@ static void fatal(const char *what, int rv)
     abort();
 }
 
+int ldg_cluster_frame(const uint8_t *p, size_t n, struct raft_buffer *out)
+{
+    size_t total = (n + 1 + 7) & ~(size_t)7;
+    uint8_t *b = raft_malloc(total);
+    if (b == NULL)
+        return LDG_ENOMEM;
+    memcpy(b, p, n);
+    memset(b + n, 0, total - n);
+    b[total - 1] = (uint8_t)(total - n);
+    out->base = b;
+    out->len = total;
+    return 0;
+}
+
+int ldg_cluster_unframe(const void *p, size_t n, size_t *entry_len)
+{
+    if (n == 0 || n % 8 != 0)
+        return LDG_ECORRUPT;
+    uint8_t pad = ((const uint8_t *)p)[n - 1];
+    if (pad < 1 || pad > 8)
+        return LDG_ECORRUPT;
+    *entry_len = n - pad;
+    return 0;
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct ldg_cluster *c = fsm->data;
     *result = NULL;
     struct ldg_entry e;
-    int rv = ldg_entry_decode(buf->base, buf->len, &e);
+    size_t len = 0;
+    int rv = ldg_cluster_unframe(buf->base, buf->len, &len);
+    if (rv == 0)
+        rv = ldg_entry_decode(buf->base, len, &e);
     if (rv != 0)
         fatal("undecodable Raft entry", rv);
     raft_index want = raft_last_applied(&c->raft) + 1;

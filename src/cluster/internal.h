@@ -118,6 +118,14 @@ void ldg_cluster_maybe_finish(struct ldg_cluster *c);
 /* Free a proposal left behind (stop): its commands already heard. */
 void ldg_batcher_free_leftovers(struct ldg_cluster *c);
 
+/* Raft log framing of an entry: libraft 0.15's segment loader assumes
+ * 8-byte padded entry payloads, so every payload is a multiple of 8 bytes:
+ *   entry encoding ‖ zero bytes ‖ pad u8
+ * where pad (1..8) counts the bytes after the encoding, itself included. */
+int ldg_cluster_frame(const uint8_t *p, size_t n, struct raft_buffer *out);
+/* The encoding inside a frame; LDG_ECORRUPT for a bad frame. */
+int ldg_cluster_unframe(const void *p, size_t n, size_t *entry_len);
+
 /* fsm.c */
 void ldg_cluster_fsm_init(struct ldg_cluster *c);
 /* Called by the FSM after an entry committed locally. */
