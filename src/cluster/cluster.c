@@ -16,6 +16,7 @@
  * are reported with libraft's message. */
 #include "cluster/cluster.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -682,4 +683,54 @@ void ldg_cluster_get_status(struct ldg_cluster *c, struct ldg_cluster_status *ou
     }
     out->log_id = c->log_id;
     memcpy(out->cluster_id, c->cluster_id, sizeof out->cluster_id);
+}
+
+/* ---- inspection ---- */
+
+int ldg_cluster_inspect(const char *data_dir, FILE *out, struct ldg_err *err)
+{
+    char *raft_dir = path_join(data_dir, "raft");
+    char *state_dir = path_join(data_dir, "state");
+    char line[128];
+    int rv = read_line(raft_dir, "log_id", line, sizeof line, NULL);
+    fprintf(out, "raft_log_id: %s\n", rv == 0 ? line : "none");
+    int snaps = 0;
+    DIR *d = opendir(raft_dir);
+    if (d != NULL) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL)
+            if (strncmp(de->d_name, "snapshot-", 9) == 0 && strstr(de->d_name, ".meta") == NULL)
+                snaps++;
+        closedir(d);
+    }
+    fprintf(out, "raft_snapshots: %d\n", snaps);
+    rv = 0;
+    if (file_exists(state_dir, "data.mdb")) {
+        struct ldg_store st;
+        struct ldg_store_opts so = {.read_only = true};
+        rv = ldg_store_open(&st, state_dir, &so, err);
+        if (rv == 0) {
+            struct ldg_ledger l;
+            ldg_ledger_init(&l, &st);
+            MDB_txn *txn;
+            struct ldg_applied ap;
+            rv = ldg_store_txn_begin(&st, true, &txn);
+            if (rv == 0) {
+                rv = ldg_ledger_applied(&l, txn, &ap);
+                ldg_store_txn_abort(txn);
+            }
+            if (rv == 0)
+                fprintf(out, "applied: log_id=%016" PRIx64 " index=%" PRIu64 " term=%" PRIu64 "\n",
+                        ap.log_id, ap.index, ap.term);
+            else
+                ldg_err_set(err, rv, "read applied position in %s: %s", state_dir,
+                            ldg_strerror(rv));
+            ldg_store_close(&st);
+        }
+    } else {
+        fprintf(out, "applied: none\n");
+    }
+    ldg_free(raft_dir);
+    ldg_free(state_dir);
+    return rv;
 }

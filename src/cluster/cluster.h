@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -137,5 +138,14 @@ struct ldg_cluster_status {
     uint8_t cluster_id[16];
 };
 void ldg_cluster_get_status(struct ldg_cluster *c, struct ldg_cluster_status *out);
+
+/* ---- inspection (--inspect) ---- */
+
+/* Print what DATA says about the replicated log without starting anything:
+ * "raft_log_id: <hex>|none", "applied: log_id=<hex> index=N term=N" (from
+ * the LMDB state, opened read-only) and "raft_snapshots: N". Returns 0 or
+ * an LDG_E* code with |err| set (a missing raft/ or state/ is not an
+ * error: "none" is printed). */
+int ldg_cluster_inspect(const char *data_dir, FILE *out, struct ldg_err *err);
 
 #endif
