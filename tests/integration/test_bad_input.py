@@ -6,11 +6,13 @@ suite: every kind of bad input below must get a clean error (a gRPC status,
 an HTTP/1 error reply, RST_STREAM/GOAWAY) or a closed connection, the server
 must keep answering, and RSS must grow by less than 32 MiB in total.
 
-Tests run in file order; the last two check the silent client opened by the
-fixture and the memory budget.
+Tests run in file order; the last ones check the silent client opened by the
+fixture (closed by the handshake timeout), a flood of silent connections past
+the connection limit, and the memory budget.
 """
 
 import random
+import resource
 import socket
 import struct
 import time
@@ -474,6 +476,35 @@ def test_silent_client_is_closed_after_handshake_timeout(srv):
     srv.silent.close()
     srv.silent = None
     print("silent client closed %.2f s after connect" % waited)
+
+
+def test_connection_flood_of_silent_clients_does_not_lock_out(srv):
+    """More silent connections than the server's limit (1024): at the limit the
+    listener closes the oldest connection that never identified itself, so a
+    real client still gets in at once instead of after the handshake timeout."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 1200
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, need))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    socks = []
+    try:
+        for _ in range(1100):
+            socks.append(srv.connect())
+        t0 = time.monotonic()
+        srv.assert_healthy()
+        elapsed = time.monotonic() - t0
+        assert elapsed < 2, elapsed
+        # the oldest silent ones were closed to make room
+        closed, _ = wait_socket_closed(socks[0], 2)
+        assert closed
+    finally:
+        for s in socks:
+            s.close()
+        if soft < need:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    print("1100 silent connections: a real client served in %.3f s" % elapsed)
 
 
 def test_zz_still_serving_and_rss_budget(srv):
