@@ -112,6 +112,7 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
     s->rpc.node_status = ldg_serve_node_status;
     s->rpc.node_status_arg = s;
     s->rpc.cfg = cfg;
+    s->rpc.loop = loop;
 
     if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->tls_ca != NULL)
         return ldg_err_set(err, LDG_EUNIMPL,
