@@ -18,6 +18,7 @@
 #include "cluster/cluster.h"
 #include "ledger/v1/ledger.pb-c.h"
 #include "crypto/merkle.h"
+#include "node/ttl.h"
 #include "rpc/rpc.h"
 
 /* ---- fake cluster ---- */
@@ -758,6 +759,46 @@ static void test_watch_blocks(void **state)
     fake_call_close(&c);
 }
 
+static void stopped_cb(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+/* The periodic job acts only on the leader and proposes the expiry. */
+static void test_ttl_job(void **state)
+{
+    create_org("acme");
+    struct result w = set_entity(0, "tmp", "x", (uint64_t)time(NULL) - 5, NULL, NULL, false);
+    done(&w);
+    struct ldg_ttl t;
+    fc->leader = false;
+    ldg_ttl_start(&t, &loop, fc, 5);
+    for (int i = 0; i < 5; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(t.passes, 0);
+    assert_int_equal(fc->nq, 0);
+    fc->leader = true;
+    for (int i = 0; i < 100 && fc->nq == 0; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(t.passes, 1);
+    assert_int_equal(fc->nq, 1);
+    assert_true(t.running);
+    pump();
+    assert_false(t.running);
+    Ledger__V1__ListEntitiesRequest req;
+    ledger__v1__list_entities_request__init(&req);
+    req.organization_slug = &org1;
+    req.include_expired = 1;
+    struct result r = call("ReadService", "ListEntities", &req.base);
+    assert_int_equal(((Ledger__V1__ListEntitiesResponse *)r.resp)->n_entities, 0);
+    done(&r);
+    bool stopped = false;
+    ldg_ttl_stop(&t, stopped_cb, &stopped);
+    for (int i = 0; i < 10 && !stopped; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_true(stopped);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -769,6 +810,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ttl_and_force_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
