@@ -221,11 +221,42 @@ static void proposal_finish(struct proposal *p, int status)
     ldg_free(p);
 }
 
+static void deliver_timer_cb(uv_timer_t *t)
+{
+    struct ldg_cluster *c = t->data;
+    while (c->done_head != NULL) {
+        struct proposal *p = c->done_head;
+        c->done_head = p->done_next;
+        if (c->done_head == NULL)
+            c->done_tail = NULL;
+        proposal_finish(p, p->raft_status);
+    }
+}
+
+/* libraft calls this from inside its apply loop: the commands' callbacks
+ * run on the next loop turn instead, so they may call back into the
+ * cluster (submit, barrier, stop) without re-entering libraft. */
 static void proposal_apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct proposal *p = LDG_CONTAINER_OF(req, struct proposal, req);
-    proposal_unlink(p->c, p);
-    proposal_finish(p, status);
+    struct ldg_cluster *c = p->c;
+    proposal_unlink(c, p);
+    p->raft_status = status;
+    if (c->done_tail)
+        c->done_tail->done_next = p;
+    else
+        c->done_head = p;
+    c->done_tail = p;
+    if (!c->stopping)
+        uv_timer_start(&c->deliver_timer, deliver_timer_cb, 0, 0);
+}
+
+void ldg_batcher_init(struct ldg_cluster *c)
+{
+    uv_timer_init(c->loop, &c->batch_timer);
+    c->batch_timer.data = c;
+    uv_timer_init(c->loop, &c->deliver_timer);
+    c->deliver_timer.data = c;
 }
 
 void ldg_batcher_on_applied(struct ldg_cluster *c, const struct ldg_entry *e,
@@ -378,6 +409,8 @@ int ldg_batcher_submit(struct ldg_cluster *c, const struct ldg_cmd *cmd, uint64_
 
 void ldg_batcher_cancel_all(struct ldg_cluster *c, int status)
 {
+    /* Batches libraft already finished get their real outcome. */
+    deliver_timer_cb(&c->deliver_timer);
     if (c->batch_timer_armed) {
         uv_timer_stop(&c->batch_timer);
         c->batch_timer_armed = false;
@@ -400,6 +433,7 @@ void ldg_batcher_cancel_all(struct ldg_cluster *c, int status)
 
 void ldg_batcher_free_leftovers(struct ldg_cluster *c)
 {
+    deliver_timer_cb(&c->deliver_timer);
     while (c->proposals != NULL) {
         struct proposal *p = c->proposals;
         proposal_unlink(c, p);

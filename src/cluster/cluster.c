@@ -355,8 +355,7 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
     raft_set_pre_vote(&c->raft, true);
     raft_set_snapshot_threshold(&c->raft, c->opts.snapshot_threshold);
     raft_set_snapshot_trailing(&c->raft, c->opts.snapshot_trailing);
-    uv_timer_init(loop, &c->batch_timer);
-    c->batch_timer.data = c;
+    ldg_batcher_init(c);
 
     if (bootstrap) {
         struct raft_configuration conf;
@@ -391,8 +390,9 @@ err_raft:
     /* raft_close is asynchronous: run the loop until it is done so that
      * nothing of ours is left on it. */
     raft_close(&c->raft, start_fail_raft_closed_cb);
-    c->closing_handles++;
+    c->closing_handles += 2;
     uv_close((uv_handle_t *)&c->batch_timer, start_fail_timer_closed_cb);
+    uv_close((uv_handle_t *)&c->deliver_timer, start_fail_timer_closed_cb);
     while (!c->raft_closed || c->closing_handles > 0)
         uv_run(loop, UV_RUN_ONCE);
 err_free:
@@ -458,8 +458,9 @@ void ldg_cluster_stop(struct ldg_cluster *c, ldg_cluster_close_cb cb, void *arg)
     c->close_arg = arg;
     ldg_batcher_cancel_all(c, LDG_ECANCELED);
     barrier_cancel_all(c);
-    c->closing_handles++;
+    c->closing_handles += 2;
     uv_close((uv_handle_t *)&c->batch_timer, stop_timer_closed_cb);
+    uv_close((uv_handle_t *)&c->deliver_timer, stop_timer_closed_cb);
 
     struct ldg_cluster_status st;
     ldg_cluster_get_status(c, &st);

@@ -41,6 +41,8 @@ struct proposal {
     struct pcmd *cmds;          /* in entry order */
     size_t count;
     bool applied;               /* the FSM applied it here: |res| is valid */
+    int raft_status;            /* status of libraft's apply callback */
+    struct proposal *done_next; /* in the cluster's done list */
     struct ldg_apply_result res;
 };
 
@@ -96,6 +98,8 @@ struct ldg_cluster {
     uv_timer_t batch_timer;
     bool batch_timer_armed;
     struct proposal *proposals;
+    struct proposal *done_head, *done_tail; /* apply cb fired, cmds not told yet */
+    uv_timer_t deliver_timer;   /* tells them on the next loop turn */
     struct ldg_buf scratch;
 
     /* barrier */
@@ -133,6 +137,7 @@ void ldg_cluster_fsm_applied(struct ldg_cluster *c, const struct ldg_entry *e,
                              struct ldg_apply_result *res);
 
 /* batcher.c */
+void ldg_batcher_init(struct ldg_cluster *c); /* batch and deliver timers */
 int ldg_batcher_submit(struct ldg_cluster *c, const struct ldg_cmd *cmd, uint64_t timeout_ms,
                        ldg_cluster_submit_cb cb, void *arg);
 void ldg_batcher_cancel_all(struct ldg_cluster *c, int status);
