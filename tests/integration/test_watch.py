@@ -73,3 +73,13 @@ def test_watch_unknown_chain_not_found(ledger):
     err = got.get(timeout=10)
     assert isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.NOT_FOUND
     chan.close()
+
+
+def test_shutdown_with_open_watch(ledger):
+    org, vault = setup_vault(ledger)
+    chan, call, got, t = _watch(ledger, org, vault, 0)
+    assert _next(got).height == 0
+    assert ledger.stop() == 0  # graceful stop ends the stream, no crash
+    t.join(10)
+    assert not t.is_alive()
+    chan.close()
