@@ -138,6 +138,7 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
     s->rpc.node_status = ldg_serve_node_status;
     s->rpc.node_status_arg = s;
     s->rpc.cfg = cfg;
+    s->rpc.loop = loop;
 
     if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->tls_ca != NULL)
         return ldg_err_set(err, LDG_EUNIMPL,
@@ -208,6 +209,8 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
             ldg_err_wrap(err, "start the replicated ledger");
             goto err_listener;
         }
+        ldg_ttl_start(&s->ttl, loop, s->rpc.cluster, LDG_TTL_DEFAULT_INTERVAL_MS);
+        s->ttl_started = true;
     }
 
     uv_timer_init(loop, &s->probe_timer);
@@ -294,6 +297,11 @@ void ldg_serve_stop(struct ldg_serve *s, ldg_serve_done_cb done, void *arg)
         s->pending_closes++;
         ldg_listener_close(s->listener, closed_cb, s);
         s->listener = NULL;
+    }
+    if (s->ttl_started) {
+        s->ttl_started = false;
+        s->pending_closes++;
+        ldg_ttl_stop(&s->ttl, closed_cb, s);
     }
     if (s->metrics) {
         s->pending_closes++;

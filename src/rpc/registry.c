@@ -26,6 +26,9 @@ static const ProtobufCServiceDescriptor *const services[] = {
 
 static const struct ldg_rpc_impl *const impl_tables[] = {
     ldg_rpc_health_impls,
+    ldg_rpc_read_impls,
+    ldg_rpc_write_impls,
+    ldg_rpc_admin_impls,
 };
 
 /* Streaming methods: protobuf-c descriptors do not carry the streaming flag. */

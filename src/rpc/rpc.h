@@ -31,6 +31,7 @@ typedef void (*ldg_node_status_fn)(void *arg, struct ldg_node_status *out);
 
 struct ldg_cluster;
 struct ldg_config;
+struct uv_loop_s;
 
 struct ldg_rpc_route;
 
@@ -40,6 +41,7 @@ struct ldg_rpc_ctx {
     void *node_status_arg;
     struct ldg_cluster *cluster;      /* the replicated ledger; NULL until started */
     const struct ldg_config *cfg;     /* limits and options */
+    struct uv_loop_s *loop;           /* the server's loop (timers of streams, jobs) */
     char *admin_token;                /* owned; NULL: AdminService unrestricted */
     struct ldg_rpc_route **routes;    /* owned: one per implemented method */
     size_t nroutes;
@@ -67,6 +69,9 @@ int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *c
 
 /* Implemented methods of each service file (NULL-terminated by service == NULL). */
 extern const struct ldg_rpc_impl ldg_rpc_health_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_read_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_write_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_admin_impls[];
 
 /* Fill a node health check response (exposed for unit tests).
  * Returns the HealthStatus value and writes a reason to |msg|. */
