@@ -5,7 +5,7 @@
  * organization and a vault, a prefill of keys k0..k<n-1> (100-byte values)
  * in entries of one write of --batch set_entity ops, then --blocks measured
  * entries of one write of --ops set_entity ops on random prefilled keys
- * (updates). Each measured entry runs as ldg_ledger_apply in a write txn we
+ * (updates), after --warmup-blocks untimed ones. Each measured entry runs as ldg_ledger_apply in a write txn we
  * begin ourselves, so the apply (ops, slot rehash, bucket paths, state root,
  * block) is timed apart from the commit (fsync: storage, not state-root
  * work). Reported per block: mean/p50/p99 of apply and of apply+commit.
@@ -19,6 +19,7 @@
  * Output: human lines, then one JSON object on the last line. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 struct opts {
     uint64_t small_n, large_n;
     unsigned blocks;
+    unsigned warmup_blocks; /* applied first, not timed */
     unsigned ops;
     unsigned batch;
     size_t value_bytes;
@@ -214,8 +216,10 @@ static int run_ledger(const struct opts *o, uint64_t n, struct size_result *out)
     }
     out->prefill_s = (double)(now_ns() - t0) / 1e9;
 
-    /* measured blocks */
-    for (unsigned b = 0; b < o->blocks; b++) {
+    /* warmup, then measured blocks */
+    for (unsigned i = 0; i < o->warmup_blocks + o->blocks; i++) {
+        bool timed = i >= o->warmup_blocks;
+        unsigned b = timed ? i - o->warmup_blocks : 0;
         for (size_t i = 0; i < o->ops; i++)
             set_op(&w, i, rng_next(&w.rng) % n);
         struct ldg_cmd c;
@@ -243,8 +247,10 @@ static int run_ledger(const struct opts *o, uint64_t n, struct size_result *out)
                 fprintf(stderr, "stateroot: block apply: %s\n", ldg_strerror(r));
                 goto cleanup_store;
             }
-            apply_ns[b] = applied - a;
-            total_ns[b] = done - a;
+            if (timed) {
+                apply_ns[b] = applied - a;
+                total_ns[b] = done - a;
+            }
             break;
         }
         if (check_result(&res, "block") != 0)
@@ -335,9 +341,9 @@ static struct stats run_crypto(const struct opts *o, uint64_t n)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: stateroot [--small N] [--large N] [--blocks N] [--ops N] [--batch N]\n"
+    fprintf(f, "usage: stateroot [--small N] [--large N] [--blocks N] [--warmup-blocks N] [--ops N] [--batch N]\n"
                "                 [--value-bytes N] [--dir DIR]\n"
-               "defaults: --small 10000 --large 1000000 --blocks 500 --ops 10 --batch 10000\n"
+               "defaults: --small 10000 --large 1000000 --blocks 500 --warmup-blocks 50 --ops 10 --batch 10000\n"
                "          --value-bytes 100 --dir $TMPDIR or /tmp\n");
 }
 
@@ -345,13 +351,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
         {"small", required_argument, NULL, 's'}, {"large", required_argument, NULL, 'l'},
-        {"blocks", required_argument, NULL, 'b'}, {"ops", required_argument, NULL, 'o'},
+        {"blocks", required_argument, NULL, 'b'}, {"warmup-blocks", required_argument, NULL, 'w'}, {"ops", required_argument, NULL, 'o'},
         {"batch", required_argument, NULL, 'B'}, {"value-bytes", required_argument, NULL, 'v'},
         {"dir", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *tmp = getenv("TMPDIR");
-    *o = (struct opts){.small_n = 10000, .large_n = 1000000, .blocks = 500, .ops = 10,
+    *o = (struct opts){.small_n = 10000, .large_n = 1000000, .blocks = 500, .warmup_blocks = 50, .ops = 10,
                        .batch = 10000, .value_bytes = 100, .dir = tmp && *tmp ? tmp : "/tmp"};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -367,12 +373,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             goto bad;
         char *end;
         unsigned long long v = strtoull(optarg, &end, 10);
-        if (*optarg == '\0' || *optarg == '-' || *end != '\0' || v == 0 || v > 100000000ULL)
+        if (*optarg == '\0' || *optarg == '-' || *end != '\0' || (v == 0 && c != 'w') || v > 100000000ULL)
             goto bad;
         switch (c) {
         case 's': o->small_n = v; break;
         case 'l': o->large_n = v; break;
         case 'b': o->blocks = (unsigned)v; break;
+        case 'w': o->warmup_blocks = (unsigned)v; break;
         case 'o': o->ops = (unsigned)v; break;
         case 'B': o->batch = (unsigned)v; break;
         case 'v': o->value_bytes = (size_t)v; break;
