@@ -217,9 +217,9 @@ static int run_ledger(const struct opts *o, uint64_t n, struct size_result *out)
     out->prefill_s = (double)(now_ns() - t0) / 1e9;
 
     /* warmup, then measured blocks */
-    for (unsigned i = 0; i < o->warmup_blocks + o->blocks; i++) {
-        bool timed = i >= o->warmup_blocks;
-        unsigned b = timed ? i - o->warmup_blocks : 0;
+    for (unsigned n_blk = 0; n_blk < o->warmup_blocks + o->blocks; n_blk++) {
+        bool timed = n_blk >= o->warmup_blocks;
+        unsigned b = timed ? n_blk - o->warmup_blocks : 0;
         for (size_t i = 0; i < o->ops; i++)
             set_op(&w, i, rng_next(&w.rng) % n);
         struct ldg_cmd c;
@@ -373,7 +373,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             goto bad;
         char *end;
         unsigned long long v = strtoull(optarg, &end, 10);
-        if (*optarg == '\0' || *optarg == '-' || *end != '\0' || (v == 0 && c != 'w') || v > 100000000ULL)
+        if (*optarg == '\0' || *optarg == '-' || *end != '\0' || (v == 0 && c != 'w') ||
+            v > 100000000ULL)
             goto bad;
         switch (c) {
         case 's': o->small_n = v; break;
