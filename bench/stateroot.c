@@ -1,14 +1,16 @@
 /* stateroot: cost of closing a block (state-root maintenance included) for a
  * vault of --small keys versus --large keys, at the ledger layer.
  *
- * For each size: a fresh LMDB store in a temp dir, one entry creating an
- * organization and a vault, a prefill of keys k0..k<n-1> (100-byte values)
- * in entries of one write of --batch set_entity ops, then --blocks measured
- * entries of one write of --ops set_entity ops on random prefilled keys
- * (updates), after --warmup-blocks untimed ones. Each measured entry runs as ldg_ledger_apply in a write txn we
- * begin ourselves, so the apply (ops, slot rehash, bucket paths, state root,
- * block) is timed apart from the commit (fsync: storage, not state-root
- * work). Reported per block: mean/p50/p99 of apply and of apply+commit.
+ * Each size gets a fresh LMDB store in its own temp dir: one entry creating
+ * an organization and a vault, then a prefill of keys k0..k<n-1> (100-byte
+ * values) in entries of one write of --batch set_entity ops. Then both
+ * vaults take --warmup-blocks untimed and --blocks timed entries, each one
+ * write of --ops set_entity ops on random prefilled keys (updates),
+ * interleaved block by block so machine noise hits both alike. Each entry
+ * runs as ldg_ledger_apply in a write txn begun here, so the apply (ops,
+ * slot rehash, bucket paths, state root, block) is timed apart from the
+ * commit (page writes and fsync: storage, not state-root work). Reported
+ * per block: mean/p50/p99 of apply and of apply+commit.
  *
  * Crypto-only baseline: the same number of leaf updates per block done on
  * 256 in-memory bucket trees (src/crypto/state.h): per op one slot hash over
@@ -152,130 +154,143 @@ static int check_result(const struct ldg_apply_result *r, const char *what)
     return 0;
 }
 
-static int run_ledger(const struct opts *o, uint64_t n, struct size_result *out)
-{
+/* One vault size: its own store in its own temp dir. */
+struct vault_run {
+    uint64_t n;
     char path[4096];
-    snprintf(path, sizeof path, "%s/ldg-stateroot-XXXXXX", o->dir);
-    if (mkdtemp(path) == NULL) {
+    bool have_dir;
+    struct ldg_store st;
+    struct ldg_ledger l;
+    struct writer w;
+    uint64_t *apply_ns, *total_ns;
+    double prefill_s;
+};
+
+static void vr_close(struct vault_run *vr)
+{
+    ldg_store_close(&vr->st);
+    if (vr->have_dir) {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", vr->path);
+        if (system(cmd) != 0)
+            fprintf(stderr, "stateroot: could not remove %s\n", vr->path);
+    }
+    ldg_free(vr->w.keys);
+    ldg_free(vr->w.ops);
+    ldg_free(vr->w.value);
+    ldg_free(vr->total_ns);
+    ldg_free(vr->apply_ns);
+    memset(vr, 0, sizeof *vr);
+}
+
+/* Create the store, the organization and vault, and prefill n keys. */
+static int vr_open(const struct opts *o, uint64_t n, struct vault_run *vr)
+{
+    struct ldg_err err = {0};
+    struct ldg_store_opts so = {.map_size = (size_t)4 << 30};
+    struct ldg_apply_result res = {0};
+    struct ldg_entry e;
+    size_t max_ops = o->batch > o->ops ? o->batch : o->ops;
+
+    memset(vr, 0, sizeof *vr);
+    vr->n = n;
+    vr->w = (struct writer){.l = &vr->l, .rng = 0x1234567ULL + n, .value_bytes = o->value_bytes};
+    vr->w.value = ldg_malloc(o->value_bytes ? o->value_bytes : 1);
+    for (size_t i = 0; i < o->value_bytes; i++)
+        vr->w.value[i] = (uint8_t)('a' + i % 26);
+    vr->w.ops = ldg_calloc(max_ops, sizeof *vr->w.ops);
+    vr->w.keys = ldg_calloc(max_ops, sizeof *vr->w.keys);
+    vr->apply_ns = ldg_calloc(o->blocks, sizeof *vr->apply_ns);
+    vr->total_ns = ldg_calloc(o->blocks, sizeof *vr->total_ns);
+
+    snprintf(vr->path, sizeof vr->path, "%s/ldg-stateroot-XXXXXX", o->dir);
+    if (mkdtemp(vr->path) == NULL) {
         perror("stateroot: mkdtemp");
         return -1;
     }
-    struct ldg_store st = {0};
-    struct ldg_err err = {0};
-    struct ldg_store_opts so = {.map_size = (size_t)4 << 30};
-    struct ldg_ledger l;
-    struct writer w = {.l = &l, .rng = 0x1234567ULL + n, .value_bytes = o->value_bytes};
-    size_t max_ops = o->batch > o->ops ? o->batch : o->ops;
-    uint64_t *apply_ns = ldg_calloc(o->blocks, sizeof *apply_ns);
-    uint64_t *total_ns = ldg_calloc(o->blocks, sizeof *total_ns);
-    struct ldg_apply_result res = {0};
-    int rv = -1;
-
-    w.value = ldg_malloc(o->value_bytes ? o->value_bytes : 1);
-    for (size_t i = 0; i < o->value_bytes; i++)
-        w.value[i] = (uint8_t)('a' + i % 26);
-    w.ops = ldg_calloc(max_ops, sizeof *w.ops);
-    w.keys = ldg_calloc(max_ops, sizeof *w.keys);
-
-    if (ldg_store_open(&st, path, &so, &err) != 0) {
-        fprintf(stderr, "stateroot: open %s: %s\n", path, err.msg);
-        goto cleanup_dir;
+    vr->have_dir = true;
+    if (ldg_store_open(&vr->st, vr->path, &so, &err) != 0) {
+        fprintf(stderr, "stateroot: open %s: %s\n", vr->path, err.msg);
+        return -1;
     }
-    ldg_ledger_init(&l, &st);
+    ldg_ledger_init(&vr->l, &vr->st);
 
-    /* organization and vault */
     struct ldg_cmd setup[2] = {
         {.type = LDG_CMD_CREATE_ORG, .slug = ORG, .name = {(const uint8_t *)"bench", 5}},
         {.type = LDG_CMD_CREATE_VAULT, .org = ORG, .slug = VAULT,
          .name = {(const uint8_t *)"bench", 5}},
     };
-    struct ldg_entry e;
-    entry_init(&w, &e, setup, 2);
-    if (ldg_ledger_apply_entry(&l, &e, &res) != 0 || check_result(&res, "setup") != 0)
-        goto cleanup_store;
+    entry_init(&vr->w, &e, setup, 2);
+    int r = ldg_ledger_apply_entry(&vr->l, &e, &res);
+    if (r != 0 || check_result(&res, "setup") != 0)
+        goto fail;
     ldg_apply_result_free(&res);
 
-    /* prefill */
     uint64_t t0 = now_ns();
     for (uint64_t k = 0; k < n;) {
         size_t m = n - k < o->batch ? (size_t)(n - k) : o->batch;
         for (size_t i = 0; i < m; i++)
-            set_op(&w, i, k + i);
+            set_op(&vr->w, i, k + i);
         struct ldg_cmd c;
-        write_cmd(&w, &c, m);
-        entry_init(&w, &e, &c, 1);
-        int r = ldg_ledger_apply_entry(&l, &e, &res);
-        if (r != 0) {
-            fprintf(stderr, "stateroot: prefill apply: %s\n", ldg_strerror(r));
-            goto cleanup_store;
-        }
-        if (check_result(&res, "prefill") != 0)
-            goto cleanup_store;
+        write_cmd(&vr->w, &c, m);
+        entry_init(&vr->w, &e, &c, 1);
+        r = ldg_ledger_apply_entry(&vr->l, &e, &res);
+        if (r != 0 || check_result(&res, "prefill") != 0)
+            goto fail;
         ldg_apply_result_free(&res);
         k += m;
     }
-    out->prefill_s = (double)(now_ns() - t0) / 1e9;
-
-    /* warmup, then measured blocks */
-    for (unsigned n_blk = 0; n_blk < o->warmup_blocks + o->blocks; n_blk++) {
-        bool timed = n_blk >= o->warmup_blocks;
-        unsigned b = timed ? n_blk - o->warmup_blocks : 0;
-        for (size_t i = 0; i < o->ops; i++)
-            set_op(&w, i, rng_next(&w.rng) % n);
-        struct ldg_cmd c;
-        write_cmd(&w, &c, o->ops);
-        entry_init(&w, &e, &c, 1);
-        for (;;) {
-            MDB_txn *txn;
-            uint64_t a = now_ns();
-            int r = ldg_store_txn_begin(&st, false, &txn);
-            if (r == 0)
-                r = ldg_ledger_apply(&l, txn, &e, &res);
-            uint64_t applied = now_ns();
-            if (r == 0) {
-                r = ldg_store_txn_commit(txn);
-            } else {
-                ldg_store_txn_abort(txn);
-            }
-            uint64_t done = now_ns();
-            if (r == LDG_EFULL) {
-                ldg_apply_result_free(&res);
-                if ((r = ldg_store_grow(&st)) == 0)
-                    continue;
-            }
-            if (r != 0) {
-                fprintf(stderr, "stateroot: block apply: %s\n", ldg_strerror(r));
-                goto cleanup_store;
-            }
-            if (timed) {
-                apply_ns[b] = applied - a;
-                total_ns[b] = done - a;
-            }
-            break;
-        }
-        if (check_result(&res, "block") != 0)
-            goto cleanup_store;
-        ldg_apply_result_free(&res);
-    }
-    out->keys = n;
-    out->apply = summarize(apply_ns, o->blocks);
-    out->total = summarize(total_ns, o->blocks);
-    rv = 0;
-
-cleanup_store:
+    vr->prefill_s = (double)(now_ns() - t0) / 1e9;
+    return 0;
+fail:
+    if (r != 0)
+        fprintf(stderr, "stateroot: apply: %s\n", ldg_strerror(r));
     ldg_apply_result_free(&res);
-    ldg_store_close(&st);
-cleanup_dir: {
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "stateroot: could not remove %s\n", path);
+    return -1;
 }
-    ldg_free(w.keys);
-    ldg_free(w.ops);
-    ldg_free(w.value);
-    ldg_free(total_ns);
-    ldg_free(apply_ns);
+
+/* Apply one block of o->ops updates of random prefilled keys; record its
+ * times at |slot| when timed. */
+static int vr_block(const struct opts *o, struct vault_run *vr, bool timed, unsigned slot)
+{
+    struct ldg_apply_result res = {0};
+    struct ldg_entry e;
+    struct ldg_cmd c;
+    for (size_t i = 0; i < o->ops; i++)
+        set_op(&vr->w, i, rng_next(&vr->w.rng) % vr->n);
+    write_cmd(&vr->w, &c, o->ops);
+    entry_init(&vr->w, &e, &c, 1);
+    for (;;) {
+        MDB_txn *txn;
+        uint64_t a = now_ns();
+        int r = ldg_store_txn_begin(&vr->st, false, &txn);
+        if (r == 0) {
+            r = ldg_ledger_apply(&vr->l, txn, &e, &res);
+            if (r != 0)
+                ldg_store_txn_abort(txn);
+        }
+        uint64_t applied = now_ns();
+        if (r == 0)
+            r = ldg_store_txn_commit(txn);
+        uint64_t done = now_ns();
+        if (r == LDG_EFULL) {
+            ldg_apply_result_free(&res);
+            if ((r = ldg_store_grow(&vr->st)) == 0)
+                continue;
+        }
+        if (r != 0) {
+            fprintf(stderr, "stateroot: block apply: %s\n", ldg_strerror(r));
+            ldg_apply_result_free(&res);
+            return -1;
+        }
+        if (timed) {
+            vr->apply_ns[slot] = applied - a;
+            vr->total_ns[slot] = done - a;
+        }
+        break;
+    }
+    int rv = check_result(&res, "block");
+    ldg_apply_result_free(&res);
     return rv;
 }
 
@@ -413,12 +428,31 @@ int main(int argc, char **argv)
     if (parse_opts(argc, argv, &o) != 0)
         return 64;
     struct size_result r[2] = {{0}};
+    struct vault_run vr[2];
     uint64_t sizes[2] = {o.small_n, o.large_n};
+    int rv = 1;
+    memset(vr, 0, sizeof vr);
     for (int i = 0; i < 2; i++) {
-        fprintf(stderr, "stateroot: %" PRIu64 " keys: prefill and %u blocks of %u ops\n",
-                sizes[i], o.blocks, o.ops);
-        if (run_ledger(&o, sizes[i], &r[i]) != 0)
-            return 1;
+        fprintf(stderr, "stateroot: prefill %" PRIu64 " keys\n", sizes[i]);
+        if (vr_open(&o, sizes[i], &vr[i]) != 0)
+            goto cleanup;
+    }
+    /* Interleave the two vaults block by block (alternating which goes
+     * first) so machine noise hits both alike. */
+    fprintf(stderr, "stateroot: %u+%u blocks of %u ops each\n", o.warmup_blocks, o.blocks,
+            o.ops);
+    for (unsigned k = 0; k < o.warmup_blocks + o.blocks; k++) {
+        bool timed = k >= o.warmup_blocks;
+        unsigned slot = timed ? k - o.warmup_blocks : 0;
+        for (int j = 0; j < 2; j++)
+            if (vr_block(&o, &vr[(k + (unsigned)j) % 2], timed, slot) != 0)
+                goto cleanup;
+    }
+    for (int i = 0; i < 2; i++) {
+        r[i].keys = sizes[i];
+        r[i].prefill_s = vr[i].prefill_s;
+        r[i].apply = summarize(vr[i].apply_ns, o.blocks);
+        r[i].total = summarize(vr[i].total_ns, o.blocks);
         r[i].crypto = run_crypto(&o, sizes[i]);
     }
     double ratio_apply = r[0].apply.mean_us > 0 ? r[1].apply.mean_us / r[0].apply.mean_us : 0;
@@ -451,5 +485,9 @@ int main(int argc, char **argv)
     printf("\"ratio_apply_mean\":%.3f,\"ratio_apply_p50\":%.3f,\"ratio_apply_commit_mean\":%.3f,"
            "\"ratio_crypto_mean\":%.3f}\n",
            ratio_apply, ratio_apply_p50, ratio_total, ratio_crypto);
-    return 0;
+    rv = 0;
+cleanup:
+    vr_close(&vr[0]);
+    vr_close(&vr[1]);
+    return rv;
 }
