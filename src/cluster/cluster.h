@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -41,7 +42,19 @@ struct ldg_cluster_opts {
     unsigned snapshot_threshold; /* Raft entries between snapshots */
     unsigned election_timeout_ms;/* default 500 */
     unsigned heartbeat_ms;       /* default 50 */
+    /* Additions (cluster branch): */
+    unsigned snapshot_trailing;  /* log entries kept behind a snapshot; 0 = 2048 */
+    const uint8_t *cluster_secret; /* peer preamble HMAC key (copied); NULL = none */
+    size_t cluster_secret_len;
 };
+/* Defaults applied by ldg_cluster_start for zero fields: batch_size 100,
+ * batch_delay_s 0 (flush on the next loop turn; a negative value is 0),
+ * snapshot_threshold 8192, election_timeout_ms 500, heartbeat_ms 50.
+ *
+ * Files: DATA/cluster_id (UUID text, made when a new log is bootstrapped),
+ * DATA/raft/log_id (16 hex digits, ditto), DATA/raft/ (raft_uv),
+ * DATA/state/ (LMDB). Without |bootstrap_single| an empty raft dir starts a
+ * node with no configuration, which waits to be added (no vote). */
 
 /* Open the store, the Raft log and start Raft; with |bootstrap_single| a
  * fresh data dir is bootstrapped as a one-node cluster. Peer Raft
@@ -57,6 +70,10 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
 typedef void (*ldg_cluster_close_cb)(void *arg);
 void ldg_cluster_stop(struct ldg_cluster *c, ldg_cluster_close_cb cb, void *arg);
 
+/* The shared listener is about to close: unregister the Raft protocol from
+ * it (call before ldg_listener_close; peer streams already accepted stay). */
+void ldg_cluster_listener_closing(struct ldg_cluster *c);
+
 /* ---- writes ---- */
 
 /* Result of one submitted command. |status| is 0 when the command was
@@ -68,9 +85,14 @@ void ldg_cluster_stop(struct ldg_cluster *c, ldg_cluster_close_cb cb, void *arg)
 typedef void (*ldg_cluster_submit_cb)(void *arg, int status, const struct ldg_cmd_result *res,
                                       const struct ldg_block_made *block);
 
-/* Queue |cmd| (deep-copied; the leader fills tx_id for writes) for the next
- * batch. |timeout_ms| bounds the wait (0 = none). Returns 0, or
- * LDG_ENOTLEADER when this node is not the leader (never calls cb then). */
+/* Queue |cmd| (deep-copied; the leader fills tx_id for writes, and for
+ * expire commands whose tx_id is all zero) for the next batch. |timeout_ms|
+ * bounds the wait (0 = none); on timeout the cb gets LDG_ETIMEDOUT at once
+ * and the command may still commit. Returns 0, or LDG_ENOTLEADER when this
+ * node is not the leader, LDG_EINVAL for a command that cannot be encoded
+ * (unknown type, invalid op), LDG_ECANCELED while stopping (never calls cb
+ * then). LDG_ENOTLEADER in the cb means leadership was lost before the
+ * entry committed here: the outcome is unknown. */
 int ldg_cluster_submit(struct ldg_cluster *c, const struct ldg_cmd *cmd, uint64_t timeout_ms,
                        ldg_cluster_submit_cb cb, void *arg);
 
@@ -110,7 +132,20 @@ struct ldg_cluster_status {
     uint64_t last_index;
     unsigned voters;
     bool is_voter;
+    /* Additions (cluster branch): */
+    int role;                   /* 0 unavailable, 1 follower, 2 candidate, 3 leader */
+    uint64_t log_id;            /* this node's Raft log id (0 = not known yet) */
+    uint8_t cluster_id[16];
 };
 void ldg_cluster_get_status(struct ldg_cluster *c, struct ldg_cluster_status *out);
+
+/* ---- inspection (--inspect) ---- */
+
+/* Print what DATA says about the replicated log without starting anything:
+ * "raft_log_id: <hex>|none", "applied: log_id=<hex> index=N term=N" (from
+ * the LMDB state, opened read-only) and "raft_snapshots: N". Returns 0 or
+ * an LDG_E* code with |err| set (a missing raft/ or state/ is not an
+ * error: "none" is printed). */
+int ldg_cluster_inspect(const char *data_dir, FILE *out, struct ldg_err *err);
 
 #endif

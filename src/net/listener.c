@@ -419,6 +419,20 @@ int ldg_listener_add_protocol(struct ldg_listener *l, const uint8_t *magic, size
     return 0;
 }
 
+int ldg_listener_remove_protocol(struct ldg_listener *l, const uint8_t *magic,
+                                 size_t magic_len)
+{
+    /* protos[0] is the built-in HTTP/2 preface: never removed. */
+    for (size_t i = 1; i < l->nprotos; i++) {
+        if (l->protos[i].len == magic_len && memcmp(l->protos[i].magic, magic, magic_len) == 0) {
+            memmove(&l->protos[i], &l->protos[i + 1], (l->nprotos - i - 1) * sizeof *l->protos);
+            l->nprotos--;
+            return 0;
+        }
+    }
+    return LDG_ENOTFOUND;
+}
+
 int ldg_listener_port(const struct ldg_listener *l)
 {
     return l->port;

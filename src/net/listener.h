@@ -61,6 +61,12 @@ int ldg_listener_new(uv_loop_t *loop, const char *addr, const struct ldg_listene
 int ldg_listener_add_protocol(struct ldg_listener *l, const uint8_t *magic, size_t magic_len,
                               ldg_listener_accept_cb cb, void *arg);
 
+/* Stop routing connections starting with |magic| (exact same bytes as
+ * registered); connections already handed over are not touched. Returns 0
+ * or LDG_ENOTFOUND. */
+int ldg_listener_remove_protocol(struct ldg_listener *l, const uint8_t *magic,
+                                 size_t magic_len);
+
 /* The bound port (useful after binding port 0). */
 int ldg_listener_port(const struct ldg_listener *l);
 

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -159,5 +160,5 @@ int ldg_node_inspect(const struct ldg_config *cfg, FILE *out, struct ldg_err *er
         line[strcspn(line, "\r\n")] = '\0';
     }
     fprintf(out, "cluster_id: %s\n", line[0] ? line : "none");
-    return 0;
+    return ldg_cluster_inspect(cfg->data_dir, out, err);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "net/h2_server.h"
 #include "net/health_v1.h"
 #include "net/listener.h"
@@ -56,17 +57,23 @@ void ldg_serve_node_status(void *arg, struct ldg_node_status *out)
     out->node_id = s->node_id;
     out->disk_writable = s->disk_writable;
     out->shutting_down = s->shutting_down;
-    /* Until the Raft layer lands, a --single node is its own leader and the
-     * multi-node modes have no cluster to be a member of. */
-    if (s->cfg->mode == LDG_MODE_SINGLE) {
-        out->is_member = 1;
-        out->has_leader = 1;
-        out->has_quorum = 1;
-        out->role = "leader";
-        out->leader_id = s->node_id;
-    } else {
-        out->role = "none";
-    }
+    out->role = "none";
+    /* Multi-node modes have no cluster yet (clustering lands later). */
+    if (s->rpc.cluster == NULL)
+        return;
+    struct ldg_cluster_status st;
+    ldg_cluster_get_status(s->rpc.cluster, &st);
+    out->is_member = st.is_voter;
+    out->has_leader = st.leader_id != 0;
+    /* A leader that is still leader has had a majority within an election
+     * timeout (libraft steps down otherwise); a follower trusts its leader. */
+    out->has_quorum = st.leader_id != 0;
+    out->role = st.is_leader ? "leader" : st.role == 2 ? "candidate"
+                : st.role == 1 ? (st.is_voter ? "follower" : "learner") : "none";
+    out->leader_id = st.leader_id;
+    out->term = st.term;
+    out->applied_index = st.applied_index;
+    out->commit_index = st.commit_index;
 }
 
 static int health_provider(const char *service, void *arg)
@@ -158,12 +165,31 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
         goto err_metrics;
     }
 
+    if (cfg->mode == LDG_MODE_SINGLE) {
+        struct ldg_cluster_opts copts = {
+            .data_dir = data_path,
+            .node_id = node_id,
+            .address = cfg->advertise,
+            .batch_size = cfg->batch_size,
+            .batch_delay_s = cfg->batch_delay_s,
+            .snapshot_threshold = (unsigned)cfg->snapshot_threshold,
+        };
+        rv = ldg_cluster_start(loop, &copts, true, s->listener, &s->rpc.cluster, err);
+        if (rv != 0) {
+            ldg_err_wrap(err, "start the replicated ledger");
+            goto err_listener;
+        }
+    }
+
     uv_timer_init(loop, &s->probe_timer);
     uv_timer_start(&s->probe_timer, probe_timer_cb, PROBE_INTERVAL_MS, PROBE_INTERVAL_MS);
     LDG_LOG(LDG_LOG_INFO, "node", "serving grpc=%s port=%d metrics=%s", cfg->listen,
             ldg_listener_port(s->listener), s->metrics ? cfg->metrics : "off");
     return 0;
 
+err_listener:
+    ldg_listener_close(s->listener, NULL, NULL);
+    s->listener = NULL;
 err_metrics:
     ldg_metrics_http_close(s->metrics, NULL, NULL);
     s->metrics = NULL;
@@ -176,10 +202,25 @@ err_grpc:
     return rv;
 }
 
+static void serve_maybe_done(struct ldg_serve *s);
+
+static void cluster_stopped_cb(void *arg)
+{
+    struct ldg_serve *s = arg;
+    s->rpc.cluster = NULL;
+    serve_maybe_done(s);
+}
+
 static void serve_maybe_done(struct ldg_serve *s)
 {
     if (--s->pending_closes > 0)
         return;
+    /* gRPC is closed and in-flight calls are done: now the cluster. */
+    if (s->rpc.cluster != NULL) {
+        s->pending_closes++;
+        ldg_cluster_stop(s->rpc.cluster, cluster_stopped_cb, s);
+        return;
+    }
     ldg_reflection_close();
     ldg_health_v1_set_provider(NULL, NULL);
     LDG_LOG(LDG_LOG_INFO, "node", "network services stopped");
@@ -217,6 +258,8 @@ void ldg_serve_stop(struct ldg_serve *s, ldg_serve_done_cb done, void *arg)
     ldg_health_v1_notify();   /* watchers see NOT_SERVING */
     ldg_health_v1_shutdown(); /* then their streams end */
     if (s->listener) {
+        if (s->rpc.cluster != NULL)
+            ldg_cluster_listener_closing(s->rpc.cluster);
         s->pending_closes++;
         ldg_listener_close(s->listener, closed_cb, s);
         s->listener = NULL;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/buf.h"
 #include "util/err.h"
 
 #define LDG_STORE_VALUE_V1 0x01 /* version byte that starts every value */
@@ -125,5 +126,31 @@ void ldg_store_iter_close(struct ldg_store_iter *it);
 /* Delete every key that starts with |prefix|. Returns the count or < 0. */
 int64_t ldg_store_del_prefix(struct ldg_store *s, MDB_txn *txn, enum ldg_table t,
                              const void *prefix, size_t plen);
+
+
+/* ---- whole-state dump (Raft snapshots) ----
+ *
+ * Format, version 1 (integers big-endian):
+ *   'L' 'D' 'S' 'D' ‖ version u8 (1) ‖ table_count u8 (LDG_T_COUNT)
+ *   per table, in enum order: table u8 ‖ rows u64 ‖ rows of
+ *       klen u32 ‖ key ‖ vlen u32 ‖ value        (LMDB key order)
+ *   sha256[32] over everything before it
+ * A dump taken in one read txn is a consistent image of every table,
+ * including the applied position (meta "applied"). */
+#define LDG_STORE_DUMP_VERSION 1
+
+/* Append the dump of every table as seen by |txn| (read or write) to |out|.
+ * May run on any thread (MDB_NOTLS). Returns 0 or an LMDB error. */
+int ldg_store_dump(struct ldg_store *s, MDB_txn *txn, struct ldg_buf *out);
+
+/* Check a dump (magic, version, table count, structure, checksum) without
+ * touching the store. Returns 0 or LDG_ECORRUPT. */
+int ldg_store_dump_check(const uint8_t *p, size_t n);
+
+/* Replace the whole state by the dump |p[0..n)|: checked first, then every
+ * table is emptied and refilled in one write txn (grown and retried on a full
+ * map), so a failure leaves the old state. Returns 0, LDG_ECORRUPT, or a
+ * storage error. */
+int ldg_store_load(struct ldg_store *s, const uint8_t *p, size_t n);
 
 #endif
