@@ -1,10 +1,20 @@
 /* Registration of every ledger.v1 method, implemented or not. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "ledger/v1/ledger.pb-c.h"
 #include "rpc/rpc.h"
 #include "util/mem.h"
+
+/* What the dispatcher needs to run one implemented method. */
+struct ldg_rpc_route {
+    struct ldg_rpc_ctx *ctx;
+    ldg_grpc_handler_fn handler;
+    bool admin; /* AdminService: subject to --admin-token-file */
+};
 
 static const ProtobufCServiceDescriptor *const services[] = {
     &ledger__v1__read_service__descriptor,
@@ -16,6 +26,9 @@ static const ProtobufCServiceDescriptor *const services[] = {
 
 static const struct ldg_rpc_impl *const impl_tables[] = {
     ldg_rpc_health_impls,
+    ldg_rpc_read_impls,
+    ldg_rpc_write_impls,
+    ldg_rpc_admin_impls,
 };
 
 /* Streaming methods: protobuf-c descriptors do not carry the streaming flag. */
@@ -42,6 +55,56 @@ static enum ldg_grpc_kind kind_of(const char *service, const char *method)
     return LDG_GRPC_UNARY;
 }
 
+/* "Bearer <token>" must match the configured admin token exactly. */
+static bool admin_authorized(const struct ldg_rpc_ctx *ctx, const struct ldg_grpc_call *call)
+{
+    const char *auth = ldg_grpc_call_header(call, "authorization");
+    static const char bearer[] = "Bearer ";
+    if (auth == NULL || strncmp(auth, bearer, sizeof bearer - 1) != 0)
+        return false;
+    auth += sizeof bearer - 1;
+    size_t n = strlen(ctx->admin_token);
+    return strlen(auth) == n && CRYPTO_memcmp(auth, ctx->admin_token, n) == 0;
+}
+
+static void dispatch(struct ldg_grpc_call *call, const ProtobufCMessage *req, void *ud)
+{
+    struct ldg_rpc_route *r = ud;
+    if (r->admin && r->ctx->admin_token != NULL && !admin_authorized(r->ctx, call)) {
+        /* Bidi handlers are called again at half-close (req == NULL): the
+         * call has already been ended then. */
+        if (req != NULL || ldg_grpc_call_method(call)->kind != LDG_GRPC_BIDI_STREAM)
+            ldg_grpc_call_fail(call, LDG_GRPC_UNAUTHENTICATED,
+                               "AdminService needs 'authorization: Bearer <token>' metadata "
+                               "matching --admin-token-file");
+        return;
+    }
+    r->handler(call, req, r->ctx);
+}
+
+void ldg_rpc_ctx_close(struct ldg_rpc_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->nroutes; i++)
+        ldg_free(ctx->routes[i]);
+    ldg_free(ctx->routes);
+    ctx->routes = NULL;
+    ctx->nroutes = 0;
+    ldg_free(ctx->admin_token);
+    ctx->admin_token = NULL;
+}
+
+static struct ldg_rpc_route *route_new(struct ldg_rpc_ctx *ctx, const char *service,
+                                       ldg_grpc_handler_fn handler)
+{
+    struct ldg_rpc_route *r = ldg_calloc(1, sizeof *r);
+    r->ctx = ctx;
+    r->handler = handler;
+    r->admin = strcmp(service, "ledger.v1.AdminService") == 0;
+    ctx->routes = ldg_realloc(ctx->routes, (ctx->nroutes + 1) * sizeof *ctx->routes);
+    ctx->routes[ctx->nroutes++] = r;
+    return r;
+}
+
 int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *ctx)
 {
     for (size_t s = 0; s < LDG_ARRAY_SIZE(services); s++) {
@@ -60,8 +123,8 @@ int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *c
                 .kind = impl ? impl->kind : kind_of(sd->name, md->name),
                 .request = md->input,
                 .response = md->output,
-                .handler = impl ? impl->handler : NULL,
-                .ud = ctx,
+                .handler = impl ? dispatch : NULL,
+                .ud = impl ? route_new(ctx, sd->name, impl->handler) : NULL,
                 .unimplemented = impl ? NULL : unimpl,
             };
             int rv = add(server, &gm);

@@ -31,6 +31,9 @@ typedef void (*ldg_node_status_fn)(void *arg, struct ldg_node_status *out);
 
 struct ldg_cluster;
 struct ldg_config;
+struct uv_loop_s;
+
+struct ldg_rpc_route;
 
 /* Shared by every service handler. Owned by the node layer; outlives the server. */
 struct ldg_rpc_ctx {
@@ -38,7 +41,14 @@ struct ldg_rpc_ctx {
     void *node_status_arg;
     struct ldg_cluster *cluster;      /* the replicated ledger; NULL until started */
     const struct ldg_config *cfg;     /* limits and options */
+    struct uv_loop_s *loop;           /* the server's loop (timers of streams, jobs) */
+    char *admin_token;                /* owned; NULL: AdminService unrestricted */
+    struct ldg_rpc_route **routes;    /* owned: one per implemented method */
+    size_t nroutes;
 };
+
+/* Free what ldg_rpc_register_all and the node put in |ctx| (routes, token). */
+void ldg_rpc_ctx_close(struct ldg_rpc_ctx *ctx);
 
 /* One implemented method: looked up by service + method name at registration. */
 struct ldg_rpc_impl {
@@ -52,12 +62,16 @@ struct ldg_rpc_impl {
  * depend on the server type. Returns 0 or a negative LDG_E* code. */
 typedef int (*ldg_rpc_add_fn)(void *server, const struct ldg_grpc_method *m);
 
-/* Register every ledger.v1 method on |server| through |add|; handlers get
- * |ctx| as their user data. Returns 0 or the first error of |add|. */
+/* Register every ledger.v1 method on |server| through |add|. Implemented
+ * methods go through one dispatcher (admin token check, then the handler,
+ * which gets |ctx| as its user data). Returns 0 or the first error of |add|. */
 int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *ctx);
 
 /* Implemented methods of each service file (NULL-terminated by service == NULL). */
 extern const struct ldg_rpc_impl ldg_rpc_health_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_read_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_write_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_admin_impls[];
 
 /* Fill a node health check response (exposed for unit tests).
  * Returns the HealthStatus value and writes a reason to |msg|. */
