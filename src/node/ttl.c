@@ -9,7 +9,6 @@
  * fires. */
 #include <string.h>
 
-#include <openssl/rand.h>
 
 #include "cluster/cluster.h"
 #include "ledger/ledger.h"
@@ -75,14 +74,6 @@ static int expired_cb(const struct ldg_entity *e, void *arg)
                            e->key.len);
     op->expired_at = e->expires_at;
     return 0;
-}
-
-static void make_tx_id(uint8_t id[LDG_TX_ID_LEN])
-{
-    if (RAND_bytes(id, LDG_TX_ID_LEN) != 1)
-        memset(id, 0x5a, LDG_TX_ID_LEN);
-    id[6] = (uint8_t)((id[6] & 0x0f) | 0x40); /* UUIDv4 */
-    id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
 }
 
 static void submit_cb(void *arg, int status, const struct ldg_cmd_result *res,
@@ -155,7 +146,6 @@ int ldg_ttl_run(struct ldg_cluster *c, uint64_t org, uint64_t vault, bool all_va
                 cmd.type = LDG_CMD_EXPIRE;
                 cmd.org = sc.chains[i].org;
                 cmd.vault = sc.chains[i].vault;
-                make_tx_id(cmd.tx_id);
                 cmd.ops = x.ops;
                 cmd.op_count = x.n;
                 p->pending++;

@@ -4,10 +4,40 @@
 #include <string.h>
 #include <time.h>
 
+#include <uv.h>
+
 #include "cluster/cluster.h"
 #include "rpc/common.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/metrics.h"
+
+/* Reads: time spent serving from the local LMDB snapshot (txn begin to end). */
+static void observe_read(uint64_t start_ns)
+{
+    static struct ldg_metric_family *f;
+    if (f == NULL)
+        f = ldg_metrics_histogram("ledger_read_latency_seconds",
+                                  "Time to serve a read from this node's local state "
+                                  "(read transaction begin to end).",
+                                  0, NULL, ldg_metrics_latency_buckets,
+                                  ldg_metrics_latency_buckets_len);
+    ldg_metrics_observe(f, NULL, (double)(uv_hrtime() - start_ns) / 1e9);
+}
+
+void ldg_rpc_observe_write(uint64_t start_ns, bool ok)
+{
+    static const char *const labels[] = {"status"};
+    static struct ldg_metric_family *f;
+    if (f == NULL)
+        f = ldg_metrics_histogram("ledger_write_latency_seconds",
+                                  "Time from accepting a write to its result (Raft commit and "
+                                  "apply included).",
+                                  1, labels, ldg_metrics_latency_buckets,
+                                  ldg_metrics_latency_buckets_len);
+    const char *v[] = {ok ? "ok" : "error"};
+    ldg_metrics_observe(f, v, (double)(uv_hrtime() - start_ns) / 1e9);
+}
 
 struct ldg_ledger *ldg_rpc_ledger(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx)
 {
@@ -40,13 +70,17 @@ int ldg_rpc_txn_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx,
         ldg_rpc_fail_storage(call, rv, "begin read transaction");
         return -1;
     }
+    r->start_ns = uv_hrtime();
     return 0;
 }
 
 void ldg_rpc_read_end(struct ldg_rpc_read *r)
 {
-    if (r->txn)
+    if (r->txn) {
         mdb_txn_abort(r->txn);
+        if (r->start_ns != 0)
+            observe_read(r->start_ns);
+    }
     r->txn = NULL;
 }
 

@@ -20,6 +20,7 @@ struct ldg_rpc_read {
     MDB_txn *txn;
     struct ldg_chain_info chain;
     struct ldg_org_info org;
+    uint64_t start_ns; /* uv_hrtime at begin: ledger_read_latency_seconds */
 };
 
 enum ldg_rpc_access {
@@ -47,6 +48,10 @@ void ldg_rpc_fail_cluster(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, i
 
 /* Fail |call| for an unexpected storage error. */
 void ldg_rpc_fail_storage(struct ldg_grpc_call *call, int rv, const char *what);
+
+/* Record one write's latency (submit to result) in ledger_write_latency_seconds
+ * with label status = "ok" (applied, even a condition failure) or "error". */
+void ldg_rpc_observe_write(uint64_t start_ns, bool ok);
 
 /* Submit timeout from the client's deadline: 0 = none. Fails the call with
  * DEADLINE_EXCEEDED (returns non-zero) when the deadline already passed. */

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/rand.h>
+#include <uv.h>
 
 #include "cluster/cluster.h"
 #include "crypto/merkle.h"
@@ -34,6 +34,7 @@ struct write_req {
     uint64_t org, vault;
     bool include_proof;
     bool batch; /* BatchWriteResponse instead of WriteResponse */
+    uint64_t start_ns; /* uv_hrtime at submit: ledger_write_latency_seconds */
 };
 
 /* Fill |s| with the tx proof of |res| from the stored block. Returns 0 or
@@ -171,6 +172,7 @@ static void write_done_cb(void *arg, int status, const struct ldg_cmd_result *re
                           const struct ldg_block_made *block)
 {
     struct write_req *w = arg;
+    ldg_rpc_observe_write(w->start_ns, status == 0);
     struct ldg_arena a;
     ldg_arena_init(&a);
     if (status != 0) {
@@ -260,10 +262,7 @@ static void submit_write(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, ui
     memcpy(cmd.idempotency_key, idem, LDG_IDEMPOTENCY_KEY_LEN);
     cmd.ops = ops;
     cmd.op_count = n_ops;
-    if (RAND_bytes(cmd.tx_id, LDG_TX_ID_LEN) == 1) { /* the leader may replace it */
-        cmd.tx_id[6] = (uint8_t)((cmd.tx_id[6] & 0x0f) | 0x40);
-        cmd.tx_id[8] = (uint8_t)((cmd.tx_id[8] & 0x3f) | 0x80);
-    }
+    /* tx_id stays zero: the leader's batcher makes it (UUIDv4). */
     struct write_req *w = ldg_calloc(1, sizeof *w);
     w->call = call;
     w->ctx = ctx;
@@ -271,6 +270,7 @@ static void submit_write(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, ui
     w->vault = vault;
     w->include_proof = include_proof;
     w->batch = batch;
+    w->start_ns = uv_hrtime();
     int rv = ldg_cluster_submit(ctx->cluster, &cmd, timeout_ms, write_done_cb, w);
     if (rv != 0) {
         ldg_free(w);
