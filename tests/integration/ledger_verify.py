@@ -259,20 +259,27 @@ def _timestamp(d):
     raise ValueError("bad timestamp %r" % (ts,))
 
 
+def _pack(fmt, n):
+    try:
+        return struct.pack(fmt, n)
+    except struct.error as e:  # out of range for the field: malformed input
+        raise ValueError("%d does not fit %s: %s" % (n, fmt, e))
+
+
 def _u32le(n):
-    return struct.pack("<I", n)
+    return _pack("<I", n)
 
 
 def _u32be(n):
-    return struct.pack(">I", n)
+    return _pack(">I", n)
 
 
 def _u64be(n):
-    return struct.pack(">Q", n)
+    return _pack(">Q", n)
 
 
 def _i64be(n):
-    return struct.pack(">q", n)
+    return _pack(">q", n)
 
 
 def _len(b):
@@ -309,6 +316,7 @@ def verify_chain(headers, trusted_hash=None):
     """Check consecutive headers link: heights +1, same chain, previous_hash.
 
     If trusted_hash is given it must equal the first header's previous_hash.
+    A header's convenience ``block_hash`` field, when present, must be H(header).
     Returns the last header's block hash; raises ValueError on a bad link."""
     prev = None
     last = None
@@ -322,6 +330,8 @@ def verify_chain(headers, trusted_hash=None):
             if _hash(h["previous_hash"]) != last:
                 raise ValueError("previous_hash mismatch at height %s" % h["height"])
         last = block_hash(h)
+        if "block_hash" in h and _hash(h["block_hash"]) != last:
+            raise ValueError("block_hash field at height %s is not H(header)" % h.get("height", 0))
         prev = h
     return last
 
@@ -732,11 +742,18 @@ def verify_blocks(blocks, organization_slug=None, vault_slug=None, previous=None
     return out
 
 
-def verify_tx_proof(tx, proof, header):
+def verify_tx_proof(tx, proof, header, tree_size=None):
     """Check a WriteSuccess.tx_proof: tx (a Transaction dict, or its 32-byte
     hash) at proof.leaf_index of proof.tree_size leaves, with the audit path
-    proof.siblings, reaches header.tx_merkle_root. Raises VerificationError."""
+    proof.siblings, reaches header.tx_merkle_root. Raises VerificationError.
+
+    An RFC 6962 path does not always pin the tree size (leaf 0 of 11 and of
+    12 leaves have paths of the same shape), so pass tree_size, the block's
+    transaction count, when it is known (GetBlock) to have it checked too."""
     proof, header = normalize(proof), normalize(header)
+    if tree_size is not None and _int(proof.get("tree_size", 0)) != _int(tree_size):
+        _fail("tx_proof.tree_size %s, the block holds %s transactions",
+              _int(proof.get("tree_size", 0)), _int(tree_size))
     d = tx if isinstance(tx, (bytes, bytearray)) else tx_hash(tx)
     if _hash(proof["leaf_hash"]) != d:
         _fail("tx_proof.leaf_hash is not the transaction's hash")
@@ -780,6 +797,8 @@ def verify_verified_read_response(key, resp, trusted=None):
         _fail("proof gives state root %s, header has %s", got.hex(),
               _hash(header["state_root"]).hex())
     digest = block_hash(header)
+    if "block_hash" in header and _hash(header["block_hash"]) != digest:
+        _fail("block_header.block_hash is not H(header)")
     if trusted is not None:
         t_height, t_hash = _int(trusted[0]), _hash(trusted[1])
         headers = r.get("chain_proof", {}).get("headers", [])
@@ -813,7 +832,8 @@ class ChainState:
       does not hold here is reported as a VerificationError.
     * delete_entity: removes the entity's leaf if present (expired or not).
     * expire_entity{key, expired_at}: removes the leaf only if it exists with
-      expires_at == expired_at <= now; otherwise a no-op.
+      expires_at == expired_at <= now, expired_at > 0 (0 means "never
+      expires", so it never matches); otherwise a no-op.
     * create_relationship: adds (EMPTY, 0, height) unless present (no-op,
       version kept); delete_relationship removes it if present.
 
@@ -887,7 +907,7 @@ class ChainState:
         else:  # expire_entity
             at = _int(f.get("expired_at", 0))
             leaf = self.leaves.get(lk)
-            if leaf is not None and leaf[1] == at and at <= now:
+            if leaf is not None and leaf[1] == at and 0 < at <= now:
                 self._remove(lk)
 
     def apply_tx(self, tx, height, now):
