@@ -28,9 +28,12 @@ identically. Then:
 import base64
 import copy
 import hashlib
+import json
 import os
 import random
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -285,11 +288,13 @@ def build_history(api, h, now, rnd, collide):
     h.write([{"delete_entity": {"key": collide[2]}}])
 
 
-def concurrent_writes(api, h, prefix, threads=12, min_rounds=3, max_rounds=10):
+def concurrent_writes(api, hs, prefix, threads=12, min_rounds=3, max_rounds=10):
     """At least min_rounds rounds of simultaneous writers, more until some
-    block holds >= 3 transactions (at most max_rounds)."""
+    block of every chain in hs holds >= 3 transactions (at most max_rounds).
+    Writer i writes to hs[i % len(hs)], so one Raft entry can carry
+    transactions of several chains."""
     clients = ["%s-w%d" % (prefix, i) for i in range(threads)]
-    seen_multi = False
+    seen_multi = set()
     for rnd_no in range(max_rounds):
         barrier = threading.Barrier(threads)
         results, errors = [None] * threads, []
@@ -302,7 +307,7 @@ def concurrent_writes(api, h, prefix, threads=12, min_rounds=3, max_rounds=10):
                            "user:%d" % i)]
                 if i % 3 == 0:
                     ops.append({"delete_entity": {"key": "%s:%d:%d" % (prefix, rnd_no - 1, i)}})
-                results[i] = h.write(ops, client=clients[i])
+                results[i] = hs[i % len(hs)].write(ops, client=clients[i])
             except Exception as e:  # reported below, with the thread's index
                 errors.append((i, e))
 
@@ -312,12 +317,15 @@ def concurrent_writes(api, h, prefix, threads=12, min_rounds=3, max_rounds=10):
         for t in ts:
             t.join(30)
         assert not errors, errors
-        heights = [int(r["block_height"]) for r in results]
-        seen_multi = seen_multi or max(heights.count(x) for x in set(heights)) >= 3
-        if seen_multi and rnd_no + 1 >= min_rounds:
+        for j in range(len(hs)):
+            heights = [int(r["block_height"]) for i, r in enumerate(results)
+                       if i % len(hs) == j]
+            if max(heights.count(x) for x in set(heights)) >= 3:
+                seen_multi.add(j)
+        if len(seen_multi) == len(hs) and rnd_no + 1 >= min_rounds:
             return rnd_no + 1
-    pytest.fail("no block with >= 3 transactions after %d rounds of %d writers"
-                % (max_rounds, threads))
+    pytest.fail("no block with >= 3 transactions on every chain after %d rounds of %d "
+                "writers" % (max_rounds, threads))
 
 
 # ------------------------------------------------------------------ fetch
@@ -383,12 +391,13 @@ def world(tmp_path_factory):
         ho = History(api, org, None, "app-o")
         build_history(api, hv, now, rnd, colliding_keys("vslot:"))
         build_history(api, ho, now, rnd, colliding_keys("oslot:"))
-        rounds_v = concurrent_writes(api, hv, "cv")
+        rounds_v = concurrent_writes(api, [hv], "cv")
+        rounds_o = concurrent_writes(api, [ho], "co")
         # Restart: the persisted commitment tree must continue the same chain.
         api.close()
         node.restart()
         api = hv.api = ho.api = Api(node.addr)
-        rounds_o = concurrent_writes(api, ho, "co")
+        rounds_mixed = concurrent_writes(api, [hv, ho], "cm", threads=16)
         hv.write([{"delete_entity": {"key": k}} for k in same_bucket_keys("crowd:", 40)[1::4]])
         gc = api("ForceGc", {})
         # vault and org chain: ttl:past, ttl:cond's first value is overwritten
@@ -399,7 +408,7 @@ def world(tmp_path_factory):
         ver = api("VerifiedRead", dict(hv.c, key="size:100", trusted_height="0"))
         data = {
             "vault": snapshot(api, hv), "org": snapshot(api, ho), "hv": hv, "ho": ho,
-            "rounds": (rounds_v, rounds_o), "api": api, "node": node,
+            "rounds": (rounds_v, rounds_o, rounds_mixed), "api": api, "node": node,
             "build_seconds": time.monotonic() - t0, "sample_vread": ver,
         }
         yield data
@@ -475,7 +484,7 @@ def test_chain_blocks_and_tip(world, which):
 
 
 @pytest.mark.parametrize("which", CHAINS)
-def test_grpcurl_json_verifies_the_same(world, which):
+def test_grpcurl_json_verifies_the_same(world, which, tmp_path):
     """The lowerCamelCase JSON of grpcurl verifies to the same hashes."""
     snap = world[which]
     res = world["node"].call("ledger.v1.ReadService/GetBlockRange",
@@ -484,6 +493,16 @@ def test_grpcurl_json_verifies_the_same(world, which):
     assert lv.normalize(res["blocks"]) == snap["blocks"]
     mine = [v[:2] for v in lv.verify_blocks(res["blocks"])]
     assert mine == [v[:2] for v in lv.verify_blocks(snap["blocks"])]
+    # The command line verifier on the same grpcurl output, then tampered.
+    path = tmp_path / "blocks.json"
+    path.write_text(json.dumps(res))
+    cli = [sys.executable, os.path.join(os.path.dirname(__file__), "ledger_verify.py"), str(path)]
+    r = subprocess.run(cli, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith("ok: %d blocks" % len(mine)), r
+    res["blocks"][3]["transactions"][0]["actor"] += "x"
+    path.write_text(json.dumps(res))
+    r = subprocess.run(cli, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "height 3" in r.stdout, r
 
 
 @pytest.mark.parametrize("which", CHAINS)
@@ -565,6 +584,18 @@ def test_replay_gives_identical_headers(world, which):
     listed = leaf_from_listing(snap["entities"], snap["rels"])
     assert sorted(lv.leaf_bytes(l) for l in listed) == \
         sorted(lv.leaf_bytes(l) for l in state.leaf_dicts())
+
+
+def test_entries_shared_between_chains(world):
+    """Some Raft entry produced a block on both chains (one per chain), with
+    the same timestamp and term in both headers."""
+    def by_index(snap):
+        return {int(b["header"]["committed_index"]): b["header"] for b in snap["blocks"]}
+    v, o = by_index(world["vault"]), by_index(world["org"])
+    shared = set(v) & set(o)
+    assert shared
+    for i in shared:
+        assert (v[i]["timestamp"], v[i]["term"]) == (o[i]["timestamp"], o[i]["term"])
 
 
 def test_history_and_runtime_report(world):
