@@ -26,9 +26,16 @@
 
 #define INVALID(call, msg) ldg_grpc_call_fail((call), LDG_GRPC_INVALID_ARGUMENT, "%s", (msg))
 
-static bool is_linearizable(Ledger__V1__ReadConsistency c)
+/* Serve |reqm| with |fn| from this node's state: at once, or after the
+ * linearizable barrier when |c| is LINEARIZABLE. */
+static void read_at(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx,
+                    const ProtobufCMessage *reqm, Ledger__V1__ReadConsistency c,
+                    ldg_rpc_read_fn fn)
 {
-    return c == LEDGER__V1__READ_CONSISTENCY__READ_CONSISTENCY_LINEARIZABLE;
+    if (c == LEDGER__V1__READ_CONSISTENCY__READ_CONSISTENCY_LINEARIZABLE)
+        ldg_rpc_linearizable(call, ctx, reqm, fn);
+    else
+        fn(call, reqm, ctx);
 }
 
 static bool valid_consistency(Ledger__V1__ReadConsistency c, char *msg, size_t cap)
@@ -96,10 +103,7 @@ static void read_handler(struct ldg_grpc_call *call, const ProtobufCMessage *req
         INVALID(call, msg);
         return;
     }
-    if (is_linearizable(req->consistency))
-        ldg_rpc_linearizable(call, ud, reqm, read_do);
-    else
-        read_do(call, reqm, ud);
+    read_at(call, ud, reqm, req->consistency, read_do);
 }
 
 /* ---- BatchRead ---- */
@@ -191,10 +195,7 @@ static void batch_read_handler(struct ldg_grpc_call *call, const ProtobufCMessag
         INVALID(call, msg);
         return;
     }
-    if (is_linearizable(req->consistency))
-        ldg_rpc_linearizable(call, ud, reqm, batch_do);
-    else
-        batch_do(call, reqm, ud);
+    read_at(call, ud, reqm, req->consistency, batch_do);
 }
 
 /* ---- VerifiedRead ---- */
@@ -343,10 +344,7 @@ static void verified_read_handler(struct ldg_grpc_call *call, const ProtobufCMes
         INVALID(call, msg);
         return;
     }
-    if (is_linearizable(req->consistency))
-        ldg_rpc_linearizable(call, ud, reqm, verified_do);
-    else
-        verified_do(call, reqm, ud);
+    read_at(call, ud, reqm, req->consistency, verified_do);
 }
 
 /* ---- HistoricalRead ---- */
