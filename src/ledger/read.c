@@ -187,6 +187,16 @@ int ldg_ledger_list_orgs(struct ldg_ledger *l, MDB_txn *txn, uint64_t after, siz
     return rv < 0 ? rv : 0;
 }
 
+/* A row holding one u64 (relationship version, client sequence): format
+ * byte then the value big-endian. */
+static int parse_u64_row(const MDB_val *v, uint64_t *out)
+{
+    if (v->mv_size != 9 || ((uint8_t *)v->mv_data)[0] != LDG_STORE_VALUE_V1)
+        return LDG_ECORRUPT;
+    *out = ldg_get_u64be((uint8_t *)v->mv_data + 1);
+    return 0;
+}
+
 /* ---- entities ---- */
 
 static int parse_entity(const MDB_val *v, struct ldg_entity *out)
@@ -427,20 +437,13 @@ int ldg_ledger_list_relationships(struct ldg_ledger *l, MDB_txn *txn, uint64_t o
             ldg_buf_close(&ok);
             if (rv == LDG_ENOTFOUND)
                 rv = LDG_ECORRUPT;
-            if (rv != 0)
-                break;
-            if (v.mv_size != 9 || ((uint8_t *)v.mv_data)[0] != LDG_STORE_VALUE_V1) {
-                rv = LDG_ECORRUPT;
-                break;
-            }
-            r.version = ldg_get_u64be((uint8_t *)v.mv_data + 1);
+            if (rv == 0)
+                rv = parse_u64_row(&v, &r.version);
         } else {
-            if (it.val.mv_size != 9 || ((uint8_t *)it.val.mv_data)[0] != LDG_STORE_VALUE_V1) {
-                rv = LDG_ECORRUPT;
-                break;
-            }
-            r.version = ldg_get_u64be((uint8_t *)it.val.mv_data + 1);
+            rv = parse_u64_row(&it.val, &r.version);
         }
+        if (rv != 0)
+            break;
         if (limit && n >= limit) {
             if (more)
                 *more = true;
@@ -544,10 +547,7 @@ int ldg_ledger_client_sequence(struct ldg_ledger *l, MDB_txn *txn, uint64_t org,
         return 0;
     if (rv != 0)
         return rv;
-    if (v.mv_size != 9 || ((uint8_t *)v.mv_data)[0] != LDG_STORE_VALUE_V1)
-        return LDG_ECORRUPT;
-    *seq = ldg_get_u64be((uint8_t *)v.mv_data + 1);
-    return 0;
+    return parse_u64_row(&v, seq);
 }
 
 int ldg_ledger_idempotency_get(struct ldg_ledger *l, MDB_txn *txn,

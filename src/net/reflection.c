@@ -188,9 +188,11 @@ static void add_sym(struct ldg_refl_index *idx, char *name, size_t file, int kin
     idx->n_syms++;
 }
 
-/* A named child (field, enum value, method, oneof): symbol scope.name. */
+/* Add the symbol scope.name of the descriptor |p| (name in field 1): a
+ * message, service, field, enum value, method, oneof... When |full| is not
+ * NULL it is set to the symbol's name (owned by the index). */
 static int index_named(struct ldg_refl_index *idx, size_t file, const char *scope,
-                       const uint8_t *p, size_t len, int kind)
+                       const uint8_t *p, size_t len, int kind, const char **full)
 {
     const uint8_t *name;
     size_t nlen;
@@ -199,8 +201,28 @@ static int index_named(struct ldg_refl_index *idx, size_t file, const char *scop
         return rv;
     if (name == NULL || nlen == 0)
         return LDG_ECORRUPT;
-    add_sym(idx, join_name(scope, name, nlen), file, kind);
+    char *s = join_name(scope, name, nlen);
+    add_sym(idx, s, file, kind); /* index owns |s| now */
+    if (full)
+        *full = s;
     return 0;
+}
+
+/* Index each child descriptor in field 2 of |p| as a |kind| in |scope|. */
+static int index_children(struct ldg_refl_index *idx, size_t file, const char *scope,
+                          const uint8_t *p, size_t len, int kind)
+{
+    struct wire w = wire_of(p, len);
+    struct wire_field f;
+    int rv;
+    while ((rv = wire_next(&w, &f)) == 1) {
+        if (f.num == 2 && f.type == 2) {
+            rv = index_named(idx, file, scope, f.data, f.len, kind, NULL);
+            if (rv != 0)
+                return rv;
+        }
+    }
+    return rv;
 }
 
 static int index_extension(struct ldg_refl_index *idx, size_t file, const char *scope,
@@ -222,7 +244,7 @@ static int index_extension(struct ldg_refl_index *idx, size_t file, const char *
     }
     if (rv != 0)
         return rv;
-    rv = index_named(idx, file, scope, p, len, LDG_REFL_SYM_EXTENSION);
+    rv = index_named(idx, file, scope, p, len, LDG_REFL_SYM_EXTENSION, NULL);
     if (rv != 0 || extendee == NULL || number < 0)
         return rv;
     if (elen > 0 && extendee[0] == '.') {
@@ -243,19 +265,10 @@ static int index_extension(struct ldg_refl_index *idx, size_t file, const char *
 static int index_enum(struct ldg_refl_index *idx, size_t file, const char *scope,
                       const uint8_t *p, size_t len)
 {
-    int rv = index_named(idx, file, scope, p, len, LDG_REFL_SYM_ENUM);
+    int rv = index_named(idx, file, scope, p, len, LDG_REFL_SYM_ENUM, NULL);
     if (rv != 0)
         return rv;
-    struct wire w = wire_of(p, len);
-    struct wire_field f;
-    while ((rv = wire_next(&w, &f)) == 1) {
-        if (f.num == 2 && f.type == 2) {
-            rv = index_named(idx, file, scope, f.data, f.len, LDG_REFL_SYM_ENUM_VALUE);
-            if (rv != 0)
-                return rv;
-        }
-    }
-    return rv;
+    return index_children(idx, file, scope, p, len, LDG_REFL_SYM_ENUM_VALUE);
 }
 
 static int index_message(struct ldg_refl_index *idx, size_t file, const char *scope,
@@ -263,15 +276,10 @@ static int index_message(struct ldg_refl_index *idx, size_t file, const char *sc
 {
     if (depth > MAX_DEPTH)
         return LDG_ECORRUPT;
-    const uint8_t *name;
-    size_t nlen;
-    int rv = wire_string(p, len, 1, &name, &nlen);
+    const char *full;
+    int rv = index_named(idx, file, scope, p, len, LDG_REFL_SYM_MESSAGE, &full);
     if (rv != 0)
         return rv;
-    if (name == NULL || nlen == 0)
-        return LDG_ECORRUPT;
-    char *full = join_name(scope, name, nlen);
-    add_sym(idx, full, file, LDG_REFL_SYM_MESSAGE); /* index owns |full| now */
 
     struct wire w = wire_of(p, len);
     struct wire_field f;
@@ -280,7 +288,7 @@ static int index_message(struct ldg_refl_index *idx, size_t file, const char *sc
             continue;
         switch (f.num) {
         case 2:
-            rv = index_named(idx, file, full, f.data, f.len, LDG_REFL_SYM_FIELD);
+            rv = index_named(idx, file, full, f.data, f.len, LDG_REFL_SYM_FIELD, NULL);
             break;
         case 3:
             rv = index_message(idx, file, full, f.data, f.len, depth + 1);
@@ -292,7 +300,7 @@ static int index_message(struct ldg_refl_index *idx, size_t file, const char *sc
             rv = index_extension(idx, file, full, f.data, f.len);
             break;
         case 8:
-            rv = index_named(idx, file, full, f.data, f.len, LDG_REFL_SYM_ONEOF);
+            rv = index_named(idx, file, full, f.data, f.len, LDG_REFL_SYM_ONEOF, NULL);
             break;
         default:
             rv = 0;
@@ -307,31 +315,16 @@ static int index_message(struct ldg_refl_index *idx, size_t file, const char *sc
 static int index_service(struct ldg_refl_index *idx, size_t file, const char *scope,
                          const uint8_t *p, size_t len)
 {
-    const uint8_t *name;
-    size_t nlen;
-    int rv = wire_string(p, len, 1, &name, &nlen);
+    const char *full;
+    int rv = index_named(idx, file, scope, p, len, LDG_REFL_SYM_SERVICE, &full);
     if (rv != 0)
         return rv;
-    if (name == NULL || nlen == 0)
-        return LDG_ECORRUPT;
-    char *full = join_name(scope, name, nlen);
-    add_sym(idx, full, file, LDG_REFL_SYM_SERVICE);
     if (idx->n_services == idx->cap_services) {
         idx->cap_services = idx->cap_services ? idx->cap_services * 2 : 8;
         idx->services = ldg_realloc(idx->services, idx->cap_services * sizeof(char *));
     }
     idx->services[idx->n_services++] = ldg_strdup(full);
-
-    struct wire w = wire_of(p, len);
-    struct wire_field f;
-    while ((rv = wire_next(&w, &f)) == 1) {
-        if (f.num == 2 && f.type == 2) {
-            rv = index_named(idx, file, full, f.data, f.len, LDG_REFL_SYM_METHOD);
-            if (rv != 0)
-                return rv;
-        }
-    }
-    return rv;
+    return index_children(idx, file, full, p, len, LDG_REFL_SYM_METHOD);
 }
 
 static const struct file_ent *find_file(const struct ldg_refl_index *idx, const char *name)

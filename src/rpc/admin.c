@@ -17,6 +17,7 @@
 #include "rpc/convert.h"
 #include "rpc/page_token.h"
 #include "rpc/validate.h"
+#include "util/assert.h"
 #include "util/buf.h"
 #include "util/mem.h"
 
@@ -201,6 +202,54 @@ static int org_lookup(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, uint6
     return -1;
 }
 
+/* The organization of a Get/Delete request: checks |slug|
+ * (INVALID_ARGUMENT), then org_lookup. Ends the call on failure. */
+static int org_of_request(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx,
+                          const Ledger__V1__OrganizationSlug *slug, bool live, uint64_t *org,
+                          struct ldg_rpc_read *r)
+{
+    char msg[256];
+    uint64_t vault;
+    if (ldg_rpc_check_chain(slug, NULL, org, &vault, msg, sizeof msg) != 0) {
+        INVALID(call, msg);
+        return -1;
+    }
+    return org_lookup(call, ctx, *org, live, r);
+}
+
+/* Page tokens of the admin lists carry |n| big-endian u64s. Decode |token|
+ * (may be empty) made for |kind|/|qh| into |after| (left as is when empty or
+ * of another length). Fails the call on a bad token. */
+static int u64_cursor_of(struct ldg_grpc_call *call, const char *token, uint8_t kind,
+                         const uint8_t qh[LDG_HASH_LEN], uint64_t *after, size_t n)
+{
+    if (token[0] == '\0')
+        return 0;
+    char msg[256];
+    uint8_t *cur;
+    size_t cl;
+    if (ldg_page_token_decode(token, kind, qh, &cur, &cl, msg, sizeof msg) != 0) {
+        INVALID(call, msg);
+        return -1;
+    }
+    if (cl == 8 * n)
+        for (size_t i = 0; i < n; i++)
+            after[i] = ldg_get_u64be(cur + 8 * i);
+    ldg_free(cur);
+    return 0;
+}
+
+/* A token continuing after |last| (n u64s, at most 2); caller frees. */
+static char *u64_token(uint8_t kind, const uint8_t qh[LDG_HASH_LEN], const uint64_t *last,
+                       size_t n)
+{
+    uint8_t c[16];
+    LDG_ASSERT(n <= 2);
+    for (size_t i = 0; i < n; i++)
+        ldg_put_u64be(c + 8 * i, last[i]);
+    return ldg_page_token_encode(kind, qh, ldg_bytes_of(c, 8 * n));
+}
+
 static void create_org_handler(struct ldg_grpc_call *call, const ProtobufCMessage *reqm,
                                void *ud)
 {
@@ -225,14 +274,9 @@ static void get_org_handler(struct ldg_grpc_call *call, const ProtobufCMessage *
 {
     const Ledger__V1__GetOrganizationRequest *req =
         (const Ledger__V1__GetOrganizationRequest *)reqm;
-    char msg[256];
-    uint64_t org, vault;
-    if (ldg_rpc_check_chain(req->organization_slug, NULL, &org, &vault, msg, sizeof msg) != 0) {
-        INVALID(call, msg);
-        return;
-    }
+    uint64_t org;
     struct ldg_rpc_read r;
-    if (org_lookup(call, ud, org, false, &r) != 0)
+    if (org_of_request(call, ud, req->organization_slug, false, &org, &r) != 0)
         return;
     struct ldg_arena a;
     ldg_arena_init(&a);
@@ -274,18 +318,8 @@ static void list_orgs_handler(struct ldg_grpc_call *call, const ProtobufCMessage
     uint8_t qh[LDG_HASH_LEN];
     ldg_page_query_hash(LDG_PAGE_ORGANIZATIONS, 0, 0, NULL, 0, qh);
     uint64_t after = 0;
-    if (req->page_token[0] != '\0') {
-        uint8_t *cur;
-        size_t cl;
-        if (ldg_page_token_decode(req->page_token, LDG_PAGE_ORGANIZATIONS, qh, &cur, &cl, msg,
-                                  sizeof msg) != 0) {
-            INVALID(call, msg);
-            return;
-        }
-        if (cl == 8)
-            after = ldg_get_u64be(cur);
-        ldg_free(cur);
-    }
+    if (u64_cursor_of(call, req->page_token, LDG_PAGE_ORGANIZATIONS, qh, &after, 1) != 0)
+        return;
     struct ldg_rpc_read r;
     if (ldg_rpc_txn_begin(call, ud, &r) != 0)
         return;
@@ -303,9 +337,7 @@ static void list_orgs_handler(struct ldg_grpc_call *call, const ProtobufCMessage
         resp.organizations = pg.rows;
         char *tok = NULL;
         if (pg.more) {
-            uint8_t c[8];
-            ldg_put_u64be(c, pg.last);
-            tok = ldg_page_token_encode(LDG_PAGE_ORGANIZATIONS, qh, ldg_bytes_of(c, 8));
+            tok = u64_token(LDG_PAGE_ORGANIZATIONS, qh, &pg.last, 1);
             resp.next_page_token = tok;
         }
         ldg_grpc_call_reply(call, &resp.base);
@@ -320,14 +352,9 @@ static void delete_org_handler(struct ldg_grpc_call *call, const ProtobufCMessag
 {
     const Ledger__V1__DeleteOrganizationRequest *req =
         (const Ledger__V1__DeleteOrganizationRequest *)reqm;
-    char msg[256];
-    uint64_t org, vault;
-    if (ldg_rpc_check_chain(req->organization_slug, NULL, &org, &vault, msg, sizeof msg) != 0) {
-        INVALID(call, msg);
-        return;
-    }
+    uint64_t org;
     struct ldg_rpc_read r;
-    if (org_lookup(call, ud, org, true, &r) != 0)
+    if (org_of_request(call, ud, req->organization_slug, true, &org, &r) != 0)
         return;
     uint64_t live = r.org.vault_count;
     ldg_rpc_read_end(&r);
@@ -449,7 +476,7 @@ struct vault_page {
     struct ldg_rpc_ctx *ctx;
     Ledger__V1__VaultInfo **rows;
     size_t n, cap, limit; /* limit 0: all */
-    uint64_t last_org, last_vault;
+    uint64_t last[2]; /* org, vault */
     bool more;
 };
 
@@ -469,8 +496,8 @@ static int vault_row_cb(const struct ldg_chain_info *c, void *arg)
         pg->cap = ncap;
     }
     pg->rows[pg->n++] = vault_info(pg->a, pg->ctx, c);
-    pg->last_org = c->org;
-    pg->last_vault = c->vault;
+    pg->last[0] = c->org;
+    pg->last[1] = c->vault;
     return 0;
 }
 
@@ -488,28 +515,16 @@ static void list_vaults_handler(struct ldg_grpc_call *call, const ProtobufCMessa
     uint64_t org = req->organization_slug ? req->organization_slug->id : 0;
     uint8_t qh[LDG_HASH_LEN];
     ldg_page_query_hash(LDG_PAGE_VAULTS, org, 0, NULL, 0, qh);
-    uint64_t after_org = 0, after_vault = 0;
-    if (req->page_token[0] != '\0') {
-        uint8_t *cur;
-        size_t cl;
-        if (ldg_page_token_decode(req->page_token, LDG_PAGE_VAULTS, qh, &cur, &cl, msg,
-                                  sizeof msg) != 0) {
-            INVALID(call, msg);
-            return;
-        }
-        if (cl == 16) {
-            after_org = ldg_get_u64be(cur);
-            after_vault = ldg_get_u64be(cur + 8);
-        }
-        ldg_free(cur);
-    }
+    uint64_t after[2] = {0, 0}; /* org, vault */
+    if (u64_cursor_of(call, req->page_token, LDG_PAGE_VAULTS, qh, after, 2) != 0)
+        return;
     struct ldg_rpc_read r;
     if (ldg_rpc_txn_begin(call, ud, &r) != 0)
         return;
     struct ldg_arena a;
     ldg_arena_init(&a);
     struct vault_page pg = {.a = &a, .ctx = ud, .limit = limit};
-    int rv = ldg_ledger_list_vaults(r.ledger, r.txn, org, after_org, after_vault, false,
+    int rv = ldg_ledger_list_vaults(r.ledger, r.txn, org, after[0], after[1], false,
                                     limit ? limit + 1 : 0, vault_row_cb, &pg);
     if (rv != 0 && rv != 1) {
         ldg_rpc_fail_storage(call, rv, "list vaults");
@@ -520,10 +535,7 @@ static void list_vaults_handler(struct ldg_grpc_call *call, const ProtobufCMessa
         resp.vaults = pg.rows;
         char *tok = NULL;
         if (pg.more) {
-            uint8_t c[16];
-            ldg_put_u64be(c, pg.last_org);
-            ldg_put_u64be(c + 8, pg.last_vault);
-            tok = ldg_page_token_encode(LDG_PAGE_VAULTS, qh, ldg_bytes_of(c, 16));
+            tok = u64_token(LDG_PAGE_VAULTS, qh, pg.last, 2);
             resp.next_page_token = tok;
         }
         ldg_grpc_call_reply(call, &resp.base);

@@ -26,9 +26,16 @@
 
 #define INVALID(call, msg) ldg_grpc_call_fail((call), LDG_GRPC_INVALID_ARGUMENT, "%s", (msg))
 
-static bool is_linearizable(Ledger__V1__ReadConsistency c)
+/* Serve |reqm| with |fn| from this node's state: at once, or after the
+ * linearizable barrier when |c| is LINEARIZABLE. */
+static void read_at(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx,
+                    const ProtobufCMessage *reqm, Ledger__V1__ReadConsistency c,
+                    ldg_rpc_read_fn fn)
 {
-    return c == LEDGER__V1__READ_CONSISTENCY__READ_CONSISTENCY_LINEARIZABLE;
+    if (c == LEDGER__V1__READ_CONSISTENCY__READ_CONSISTENCY_LINEARIZABLE)
+        ldg_rpc_linearizable(call, ctx, reqm, fn);
+    else
+        fn(call, reqm, ctx);
 }
 
 static bool valid_consistency(Ledger__V1__ReadConsistency c, char *msg, size_t cap)
@@ -96,10 +103,7 @@ static void read_handler(struct ldg_grpc_call *call, const ProtobufCMessage *req
         INVALID(call, msg);
         return;
     }
-    if (is_linearizable(req->consistency))
-        ldg_rpc_linearizable(call, ud, reqm, read_do);
-    else
-        read_do(call, reqm, ud);
+    read_at(call, ud, reqm, req->consistency, read_do);
 }
 
 /* ---- BatchRead ---- */
@@ -191,10 +195,7 @@ static void batch_read_handler(struct ldg_grpc_call *call, const ProtobufCMessag
         INVALID(call, msg);
         return;
     }
-    if (is_linearizable(req->consistency))
-        ldg_rpc_linearizable(call, ud, reqm, batch_do);
-    else
-        batch_do(call, reqm, ud);
+    read_at(call, ud, reqm, req->consistency, batch_do);
 }
 
 /* ---- VerifiedRead ---- */
@@ -343,10 +344,7 @@ static void verified_read_handler(struct ldg_grpc_call *call, const ProtobufCMes
         INVALID(call, msg);
         return;
     }
-    if (is_linearizable(req->consistency))
-        ldg_rpc_linearizable(call, ud, reqm, verified_do);
-    else
-        verified_do(call, reqm, ud);
+    read_at(call, ud, reqm, req->consistency, verified_do);
 }
 
 /* ---- HistoricalRead ---- */
@@ -567,6 +565,58 @@ static int cursor_of(struct ldg_grpc_call *call, const char *token, uint8_t kind
     return 0;
 }
 
+/* What the paged lists share: the query hash, the cursor of the request's
+ * page token, the read transaction on the chain and the arena of the rows. */
+struct list_page {
+    uint8_t kind;
+    uint8_t qh[LDG_HASH_LEN];
+    uint8_t *cur;
+    size_t cur_len;
+    struct ldg_rpc_read r;
+    struct ldg_arena a;
+};
+
+/* Hash the query (|parts|), decode |token| and begin the read on (org,
+ * vault). Returns non-zero after failing the call; on success the caller
+ * ends with list_end. */
+static int list_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, uint8_t kind,
+                      uint64_t org, uint64_t vault, const struct ldg_bytes *parts,
+                      size_t n_parts, const char *token, struct list_page *lp)
+{
+    lp->kind = kind;
+    ldg_page_query_hash(kind, org, vault, parts, n_parts, lp->qh);
+    if (cursor_of(call, token, kind, lp->qh, &lp->cur, &lp->cur_len) != 0)
+        return -1;
+    if (ldg_rpc_chain_begin(call, ctx, org, vault, LDG_RPC_READ, &lp->r) != 0) {
+        ldg_free(lp->cur);
+        return -1;
+    }
+    ldg_arena_init(&lp->a);
+    return 0;
+}
+
+/* Reply |resp|; when |more|, with a token in |*next_page_token| that
+ * continues after |last|. */
+static void list_reply(struct ldg_grpc_call *call, const struct list_page *lp,
+                       ProtobufCMessage *resp, char **next_page_token, bool more,
+                       struct ldg_bytes last)
+{
+    char *tok = NULL;
+    if (more) {
+        tok = ldg_page_token_encode(lp->kind, lp->qh, last);
+        *next_page_token = tok;
+    }
+    ldg_grpc_call_reply(call, resp);
+    ldg_free(tok);
+}
+
+static void list_end(struct list_page *lp)
+{
+    ldg_arena_free(&lp->a);
+    ldg_rpc_read_end(&lp->r);
+    ldg_free(lp->cur);
+}
+
 struct ent_page {
     struct ldg_arena *a;
     Ledger__V1__Entity **rows;
@@ -614,23 +664,13 @@ static void list_entities_handler(struct ldg_grpc_call *call, const ProtobufCMes
     }
     uint8_t inc = req->include_expired ? 1 : 0;
     struct ldg_bytes parts[2] = {ldg_bytes_str(req->key_prefix), ldg_bytes_of(&inc, 1)};
-    uint8_t qh[LDG_HASH_LEN];
-    ldg_page_query_hash(LDG_PAGE_ENTITIES, org, vault, parts, 2, qh);
-    uint8_t *cur;
-    size_t cur_len;
-    if (cursor_of(call, req->page_token, LDG_PAGE_ENTITIES, qh, &cur, &cur_len) != 0)
+    struct list_page lp;
+    if (list_begin(call, ud, LDG_PAGE_ENTITIES, org, vault, parts, 2, req->page_token, &lp) != 0)
         return;
-    struct ldg_rpc_read r;
-    if (ldg_rpc_chain_begin(call, ud, org, vault, LDG_RPC_READ, &r) != 0) {
-        ldg_free(cur);
-        return;
-    }
-    struct ldg_arena a;
-    ldg_arena_init(&a);
-    struct ent_page pg = {.a = &a, .rows = ldg_arena_alloc(&a, limit * sizeof *pg.rows)};
+    struct ent_page pg = {.a = &lp.a, .rows = ldg_arena_alloc(&lp.a, limit * sizeof *pg.rows)};
     bool more = false;
-    int rv = ldg_ledger_list_entities(r.ledger, r.txn, org, vault, parts[0],
-                                      ldg_bytes_of(cur, cur_len),
+    int rv = ldg_ledger_list_entities(lp.r.ledger, lp.r.txn, org, vault, parts[0],
+                                      ldg_bytes_of(lp.cur, lp.cur_len),
                                       req->include_expired ? 0 : ldg_rpc_now_s(), limit,
                                       ent_row_cb, &pg, &more);
     if (rv == 1) {
@@ -639,24 +679,15 @@ static void list_entities_handler(struct ldg_grpc_call *call, const ProtobufCMes
     }
     if (rv != 0) {
         ldg_rpc_fail_storage(call, rv, "list entities");
-        goto out;
+    } else {
+        Ledger__V1__ListEntitiesResponse resp;
+        ledger__v1__list_entities_response__init(&resp);
+        resp.n_entities = pg.n;
+        resp.entities = pg.rows;
+        resp.block_height = lp.r.chain.height;
+        list_reply(call, &lp, &resp.base, &resp.next_page_token, more && pg.n > 0, pg.last);
     }
-    Ledger__V1__ListEntitiesResponse resp;
-    ledger__v1__list_entities_response__init(&resp);
-    resp.n_entities = pg.n;
-    resp.entities = pg.rows;
-    resp.block_height = r.chain.height;
-    char *tok = NULL;
-    if (more && pg.n > 0) {
-        tok = ldg_page_token_encode(LDG_PAGE_ENTITIES, qh, pg.last);
-        resp.next_page_token = tok;
-    }
-    ldg_grpc_call_reply(call, &resp.base);
-    ldg_free(tok);
-out:
-    ldg_arena_free(&a);
-    ldg_rpc_read_end(&r);
-    ldg_free(cur);
+    list_end(&lp);
 }
 
 struct rel_page {
@@ -706,44 +737,27 @@ static void list_relationships_handler(struct ldg_grpc_call *call,
     }
     struct ldg_bytes parts[3] = {ldg_bytes_str(req->resource), ldg_bytes_str(req->relation),
                                  ldg_bytes_str(req->subject)};
-    uint8_t qh[LDG_HASH_LEN];
-    ldg_page_query_hash(LDG_PAGE_RELATIONSHIPS, org, vault, parts, 3, qh);
-    uint8_t *cur;
-    size_t cur_len;
-    if (cursor_of(call, req->page_token, LDG_PAGE_RELATIONSHIPS, qh, &cur, &cur_len) != 0)
+    struct list_page lp;
+    if (list_begin(call, ud, LDG_PAGE_RELATIONSHIPS, org, vault, parts, 3, req->page_token,
+                   &lp) != 0)
         return;
-    struct ldg_rpc_read r;
-    if (ldg_rpc_chain_begin(call, ud, org, vault, LDG_RPC_READ, &r) != 0) {
-        ldg_free(cur);
-        return;
-    }
-    struct ldg_arena a;
-    ldg_arena_init(&a);
-    struct rel_page pg = {.a = &a, .rows = ldg_arena_alloc(&a, limit * sizeof *pg.rows)};
+    struct rel_page pg = {.a = &lp.a, .rows = ldg_arena_alloc(&lp.a, limit * sizeof *pg.rows)};
     bool more = false;
-    int rv = ldg_ledger_list_relationships(r.ledger, r.txn, org, vault, parts[0], parts[1],
-                                           parts[2], ldg_bytes_of(cur, cur_len), limit,
-                                           rel_row_cb, &pg, &more);
+    int rv = ldg_ledger_list_relationships(lp.r.ledger, lp.r.txn, org, vault, parts[0],
+                                           parts[1], parts[2], ldg_bytes_of(lp.cur, lp.cur_len),
+                                           limit, rel_row_cb, &pg, &more);
     if (rv != 0) {
         ldg_rpc_fail_storage(call, rv, "list relationships");
-        goto out;
+    } else {
+        Ledger__V1__ListRelationshipsResponse resp;
+        ledger__v1__list_relationships_response__init(&resp);
+        resp.n_relationships = pg.n;
+        resp.relationships = pg.rows;
+        resp.block_height = lp.r.chain.height;
+        list_reply(call, &lp, &resp.base, &resp.next_page_token,
+                   more && pg.n > 0 && pg.last.len <= LDG_PAGE_TOKEN_MAX_CURSOR, pg.last);
     }
-    Ledger__V1__ListRelationshipsResponse resp;
-    ledger__v1__list_relationships_response__init(&resp);
-    resp.n_relationships = pg.n;
-    resp.relationships = pg.rows;
-    resp.block_height = r.chain.height;
-    char *tok = NULL;
-    if (more && pg.n > 0 && pg.last.len <= LDG_PAGE_TOKEN_MAX_CURSOR) {
-        tok = ldg_page_token_encode(LDG_PAGE_RELATIONSHIPS, qh, pg.last);
-        resp.next_page_token = tok;
-    }
-    ldg_grpc_call_reply(call, &resp.base);
-    ldg_free(tok);
-out:
-    ldg_arena_free(&a);
-    ldg_rpc_read_end(&r);
-    ldg_free(cur);
+    list_end(&lp);
 }
 
 struct res_page {
@@ -783,44 +797,25 @@ static void list_resources_handler(struct ldg_grpc_call *call, const ProtobufCMe
         return;
     }
     struct ldg_bytes parts[1] = {ldg_bytes_str(req->resource_type)};
-    uint8_t qh[LDG_HASH_LEN];
-    ldg_page_query_hash(LDG_PAGE_RESOURCES, org, vault, parts, 1, qh);
-    uint8_t *cur;
-    size_t cur_len;
-    if (cursor_of(call, req->page_token, LDG_PAGE_RESOURCES, qh, &cur, &cur_len) != 0)
+    struct list_page lp;
+    if (list_begin(call, ud, LDG_PAGE_RESOURCES, org, vault, parts, 1, req->page_token, &lp) != 0)
         return;
-    struct ldg_rpc_read r;
-    if (ldg_rpc_chain_begin(call, ud, org, vault, LDG_RPC_READ, &r) != 0) {
-        ldg_free(cur);
-        return;
-    }
-    struct ldg_arena a;
-    ldg_arena_init(&a);
-    struct res_page pg = {.a = &a, .rows = ldg_arena_alloc(&a, limit * sizeof *pg.rows)};
+    struct res_page pg = {.a = &lp.a, .rows = ldg_arena_alloc(&lp.a, limit * sizeof *pg.rows)};
     bool more = false;
-    int rv = ldg_ledger_list_resources(r.ledger, r.txn, org, vault, parts[0],
-                                       ldg_bytes_of(cur, cur_len), limit, res_row_cb, &pg,
+    int rv = ldg_ledger_list_resources(lp.r.ledger, lp.r.txn, org, vault, parts[0],
+                                       ldg_bytes_of(lp.cur, lp.cur_len), limit, res_row_cb, &pg,
                                        &more);
     if (rv != 0) {
         ldg_rpc_fail_storage(call, rv, "list resources");
-        goto out;
+    } else {
+        Ledger__V1__ListResourcesResponse resp;
+        ledger__v1__list_resources_response__init(&resp);
+        resp.n_resources = pg.n;
+        resp.resources = pg.rows;
+        resp.block_height = lp.r.chain.height;
+        list_reply(call, &lp, &resp.base, &resp.next_page_token, more && pg.n > 0, pg.last);
     }
-    Ledger__V1__ListResourcesResponse resp;
-    ledger__v1__list_resources_response__init(&resp);
-    resp.n_resources = pg.n;
-    resp.resources = pg.rows;
-    resp.block_height = r.chain.height;
-    char *tok = NULL;
-    if (more && pg.n > 0) {
-        tok = ldg_page_token_encode(LDG_PAGE_RESOURCES, qh, pg.last);
-        resp.next_page_token = tok;
-    }
-    ldg_grpc_call_reply(call, &resp.base);
-    ldg_free(tok);
-out:
-    ldg_arena_free(&a);
-    ldg_rpc_read_end(&r);
-    ldg_free(cur);
+    list_end(&lp);
 }
 
 /* ---- GetClientState ---- */

@@ -21,23 +21,9 @@
 #include "util/log.h"
 #include "util/mem.h"
 
+#include "tmp_dir.h"
+
 /* ---- helpers ---- */
-
-static char *make_tmpdir(void)
-{
-    char tmpl[] = "/tmp/ldg-cluster-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return strdup(d);
-}
-
-static void rm_dir(char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    assert_int_equal(system(cmd), 0);
-    free(d);
-}
 
 static void tick_cb(uv_timer_t *t)
 {
@@ -78,7 +64,7 @@ static void env_init(struct env *e)
     struct ldg_err err = {0};
     assert_int_equal(ldg_listener_new(&e->loop, "127.0.0.1:0", NULL, NULL, &e->listener, &err),
                      0);
-    e->dir = make_tmpdir();
+    e->dir = make_tmpdir("cluster");
 }
 
 static void env_close(struct env *e)
@@ -507,7 +493,7 @@ static void test_snapshot_restore(void **state)
 static void test_store_dump_corrupt(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = make_tmpdir("cluster");
     char p[512];
     snprintf(p, sizeof p, "%s/s", dir);
     struct ldg_store s;

@@ -15,6 +15,8 @@
 #include "net/h2_server.h"
 #include "net/listener.h"
 
+#include "loop_until.h"
+
 typedef Grpc__Health__V1__HealthCheckRequest HcReq;
 typedef Grpc__Health__V1__HealthCheckResponse HcResp;
 
@@ -62,23 +64,6 @@ static void check_handler(struct ldg_grpc_call *call, const ProtobufCMessage *re
     ldg_grpc_call_reply(call, &resp.base);
 }
 
-static void timeout_cb(uv_timer_t *t) { *(int *)t->data = 1; }
-
-typedef int (*pred_fn)(void);
-static void run_until(pred_fn pred, uint64_t ms)
-{
-    uv_timer_t timer;
-    int expired = 0;
-    uv_timer_init(&T.loop, &timer);
-    timer.data = &expired;
-    uv_timer_start(&timer, timeout_cb, ms, 0);
-    while (!pred() && !expired)
-        uv_run(&T.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&timer, NULL);
-    uv_run(&T.loop, UV_RUN_NOWAIT);
-    assert_true(pred());
-}
-
 static void result_cb(const struct ldg_grpc_client_result *res, void *arg)
 {
     struct result *r = arg;
@@ -96,7 +81,7 @@ static int pred_r(void) { return wait_r->done; }
 static void wait_result(struct result *r)
 {
     wait_r = r;
-    run_until(pred_r, 5000);
+    loop_run_until(&T.loop, pred_r, 5000);
 }
 
 static void start(struct ldg_grpc_client *cl, const char *service, uint64_t timeout_ms,
@@ -146,7 +131,7 @@ static int teardown(void **state)
         ldg_grpc_call_fail(T.held, LDG_GRPC_UNAVAILABLE, "test over");
     ldg_grpc_server_shutdown(T.srv, shutdown_cb, NULL);
     ldg_listener_close(T.lst, listener_closed_cb, NULL);
-    run_until(pred_down, 5000);
+    loop_run_until(&T.loop, pred_down, 5000);
     ldg_grpc_server_free(T.srv);
     uv_run(&T.loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&T.loop), 0);
@@ -189,7 +174,7 @@ static void test_deadline(void **state)
     start(T.cl, "hang", 150, &r);
     wait_result(&r);
     assert_int_equal(r.code, LDG_GRPC_DEADLINE_EXCEEDED);
-    run_until(pred_cancel, 2000); /* the server saw the deadline or the reset */
+    loop_run_until(&T.loop, pred_cancel, 2000); /* the server saw the deadline or the reset */
 }
 
 static void test_connect_refused(void **state)
@@ -226,7 +211,7 @@ static void test_reconnect_after_goaway(void **state)
     wait_result(&r);
     assert_int_equal(r.code, LDG_GRPC_OK);
     /* The server's idle timeout (300 ms) sends GOAWAY and closes. */
-    run_until(pred_no_conns, 3000);
+    loop_run_until(&T.loop, pred_no_conns, 3000);
     start(T.cl, "", 2000, &r);
     wait_result(&r);
     assert_int_equal(r.code, LDG_GRPC_OK);
@@ -244,7 +229,7 @@ static void test_close_cancels_pending(void **state)
     assert_int_equal(r.code, LDG_GRPC_CANCELLED);
     assert_int_equal(T.client_closed, 0); /* never synchronously */
     T.cl = NULL;
-    run_until(pred_client_closed, 2000);
+    loop_run_until(&T.loop, pred_client_closed, 2000);
 }
 
 int main(void)

@@ -27,6 +27,8 @@
 #include "util/mem.h"
 #include "util/metrics.h"
 
+#include "loop_until.h"
+
 typedef Grpc__Health__V1__HealthCheckRequest HcReq;
 typedef Grpc__Health__V1__HealthCheckResponse HcResp;
 
@@ -134,30 +136,6 @@ static void chat_handler(struct ldg_grpc_call *call, const ProtobufCMessage *req
     HcReq echo = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     echo.service = ((const HcReq *)req)->service;
     assert_int_equal(ldg_grpc_call_send(call, &echo.base), 0);
-}
-
-/* ---- loop helpers ---- */
-
-static void timeout_cb(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-typedef int (*pred_fn)(void);
-
-/* Run the loop until |pred| holds; fail the test after |ms|. */
-static void run_until(pred_fn pred, uint64_t ms)
-{
-    uv_timer_t timer;
-    int expired = 0;
-    uv_timer_init(&T.loop, &timer);
-    timer.data = &expired;
-    uv_timer_start(&timer, timeout_cb, ms, 0);
-    while (!pred() && !expired)
-        uv_run(&T.loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&timer, NULL);
-    uv_run(&T.loop, UV_RUN_NOWAIT);
-    assert_true(pred());
 }
 
 /* ---- raw nghttp2 client ---- */
@@ -367,7 +345,7 @@ static int pred_wait_st(void) { return wait_st->closed; }
 static void wait_closed(struct tstream *st)
 {
     wait_st = st;
-    run_until(pred_wait_st, 5000);
+    loop_run_until(&T.loop, pred_wait_st, 5000);
 }
 
 /* Decode the response messages of a stream. */
@@ -460,7 +438,7 @@ static int teardown(void **state)
     if (!T.shutdown_done)
         ldg_grpc_server_shutdown(T.srv, shutdown_cb, NULL);
     ldg_listener_close(T.lst, listener_closed_cb, NULL);
-    run_until(pred_torn_down, 5000);
+    loop_run_until(&T.loop, pred_torn_down, 5000);
     ldg_grpc_server_free(T.srv);
     uv_run(&T.loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&T.loop), 0);
@@ -564,7 +542,7 @@ static void test_deadline(void **state)
     uv_update_time(&T.loop);
     assert_true(uv_now(&T.loop) - t0 >= 95);
     assert_int_equal(st->grpc_status, LDG_GRPC_DEADLINE_EXCEEDED);
-    run_until(pred_one_cancel, 1000);
+    loop_run_until(&T.loop, pred_one_cancel, 1000);
     assert_null(T.held);
 }
 
@@ -574,12 +552,12 @@ static void test_cancel_on_rst(void **state)
 {
     client_connect(1);
     struct tstream *st = client_call("/grpc.health.v1.Health/Watch", "hang", NULL);
-    run_until(pred_held, 2000);
+    loop_run_until(&T.loop, pred_held, 2000);
     assert_int_equal(T.cancels, 0);
     assert_false(ldg_grpc_call_is_cancelled(T.held));
     nghttp2_submit_rst_stream(T.cl.s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     client_flush();
-    run_until(pred_one_cancel, 2000);
+    loop_run_until(&T.loop, pred_one_cancel, 2000);
     assert_null(T.held);
 }
 
@@ -606,7 +584,7 @@ static void test_bidi_echo(void **state)
     struct tstream *st = client_open("/test.v1.Echo/Chat", "application/grpc", NULL);
     bidi_st = st;
     client_send_req(st, "a", 0);
-    run_until(pred_bidi_one, 2000); /* answered before the client half-closes */
+    loop_run_until(&T.loop, pred_bidi_one, 2000); /* answered before the client half-closes */
     assert_int_equal(st->closed, 0);
     client_send_req(st, "bb", 0);
     client_send_req(st, "ccc", 1);
@@ -628,10 +606,10 @@ static void test_goaway_on_shutdown(void **state)
 {
     client_connect(1);
     struct tstream *st = client_call("/grpc.health.v1.Health/Watch", "hang", NULL);
-    run_until(pred_held, 2000);
+    loop_run_until(&T.loop, pred_held, 2000);
     assert_int_equal(ldg_grpc_server_shutdown(T.srv, shutdown_cb, NULL), 0);
     assert_int_equal(ldg_grpc_server_shutdown(T.srv, shutdown_cb, NULL), LDG_EBUSY);
-    run_until(pred_goaway, 2000);
+    loop_run_until(&T.loop, pred_goaway, 2000);
     /* The in-flight call still finishes normally. */
     assert_int_equal(T.shutdown_done, 0);
     assert_int_equal(st->closed, 0);
@@ -639,7 +617,7 @@ static void test_goaway_on_shutdown(void **state)
     assert_int_equal(ldg_grpc_call_send(T.held, &resp.base), 0);
     ldg_grpc_call_finish(T.held, LDG_GRPC_OK, NULL);
     T.held = NULL;
-    run_until(pred_shutdown, 2000);
+    loop_run_until(&T.loop, pred_shutdown, 2000);
     assert_int_equal(st->grpc_status, 0);
     assert_int_equal(st->data.len, 5);
     assert_int_equal(T.cancels, 0);
@@ -652,7 +630,7 @@ static void test_random_bytes_closed(void **state)
     client_connect(0);
     const uint8_t junk[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0xfc, 0x03, 0x03};
     assert_int_equal(write(T.cl.fd, junk, sizeof junk), (ssize_t)sizeof junk);
-    run_until(pred_eof, 2000);
+    loop_run_until(&T.loop, pred_eof, 2000);
     assert_int_equal(T.cl.raw.len, 0);
 }
 
@@ -661,7 +639,7 @@ static void test_http1_gets_400(void **state)
     client_connect(0);
     const char *req = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl\r\n\r\n";
     assert_int_equal(write(T.cl.fd, req, strlen(req)), (ssize_t)strlen(req));
-    run_until(pred_eof, 3000);
+    loop_run_until(&T.loop, pred_eof, 3000);
     ldg_buf_u8(&T.cl.raw, 0);
     const char *got = (const char *)T.cl.raw.data;
     assert_true(strncmp(got, "HTTP/1.1 400", 12) == 0);
@@ -673,7 +651,7 @@ static void test_handshake_timeout(void **state)
     client_connect(0);
     uint64_t t0 = uv_now(&T.loop);
     assert_int_equal(write(T.cl.fd, "PRI * HTTP/2.0\r\n", 16), 16); /* partial preface */
-    run_until(pred_eof, 3000);
+    loop_run_until(&T.loop, pred_eof, 3000);
     uv_update_time(&T.loop);
     assert_true(uv_now(&T.loop) - t0 >= 250);
     assert_int_equal(T.cl.raw.len, 0);
@@ -726,13 +704,13 @@ static void test_registered_protocol_exact(void **state)
                                                NULL), LDG_EEXIST);
     client_connect(0);
     assert_int_equal(write(T.cl.fd, "RAFT", 4), 4);
-    run_until(pred_handed, 2000);
+    loop_run_until(&T.loop, pred_handed, 2000);
     assert_int_equal(T.handed_n, 4);
     assert_memory_equal(T.handed_prefix, "RAFT", 4);
     /* Nothing past the magic was consumed: the new owner reads the rest. */
     assert_int_equal(write(T.cl.fd, "hello", 5), 5);
     uv_read_start((uv_stream_t *)T.handed, handed_alloc, handed_read);
-    run_until(pred_rest, 2000);
+    loop_run_until(&T.loop, pred_rest, 2000);
     assert_memory_equal(T.handed_rest.data, "hello", 5);
     uv_close((uv_handle_t *)T.handed, handed_close);
 }

@@ -72,6 +72,8 @@
 
 #include "cluster/internal.h"
 
+#include "tmp_dir.h"
+
 #define GUARD_MS 4000
 #define MAX_APPLIED 64
 #define MAX_LEN 64
@@ -300,22 +302,6 @@ static void apply_batch(struct node *n, const size_t *lens, unsigned count, uint
 
 /* ---- temp dirs ---- */
 
-static char *make_tmpdir(void)
-{
-    char tmpl[] = "/tmp/ldg-libraft-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return strdup(d);
-}
-
-static void rm_dir(char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    assert_int_equal(system(cmd), 0);
-    free(d);
-}
-
 /* Whether |dir| holds a file named |name|, or starting with |name| when
  * |prefix|. */
 static bool dir_has(const char *dir, const char *name, bool prefix)
@@ -341,7 +327,7 @@ static bool dir_has(const char *dir, const char *name, bool prefix)
  * closed segment. */
 static char *write_log(unsigned batches, unsigned per_batch, size_t len)
 {
-    char *dir = make_tmpdir();
+    char *dir = make_tmpdir("libraft");
     struct node *n = calloc(1, sizeof *n);
     assert_int_equal(node_start(n, dir, true, true), 0);
     run_until_leader(n);
@@ -458,7 +444,7 @@ static void test_unpadded_multi_entry_batch_zero_count(void **state)
 static void test_unpadded_open_segment_after_crash(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = make_tmpdir("libraft");
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -533,7 +519,7 @@ static void test_unpadded_open_segment_after_crash(void **state)
 static void test_padded_entries_restart(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = make_tmpdir("libraft");
     struct node *n = calloc(1, sizeof *n);
     assert_int_equal(node_start(n, dir, true, true), 0);
     run_until_leader(n);
@@ -634,7 +620,7 @@ static void fsm_v3(struct node *n)
 static void test_uv_io_version_mismatch(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = make_tmpdir("libraft");
     struct node *n = calloc(1, sizeof *n);
     node_loop_init(n);
     assert_int_equal(raft_uv_init(&n->io, &n->loop, dir, &n->transport), 0);

@@ -12,26 +12,12 @@
 #include "store/store.h"
 #include "util/err.h"
 
-static char *make_tmpdir(void)
-{
-    char tmpl[] = "/tmp/ldg-store-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return strdup(d);
-}
-
-static void rm_dir(char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    assert_int_equal(system(cmd), 0);
-    free(d);
-}
+#include "tmp_dir.h"
 
 static void test_open_put_get_reopen(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = make_tmpdir("store");
     char path[512];
     snprintf(path, sizeof path, "%s/state", dir);
     struct ldg_store s;
@@ -78,7 +64,7 @@ static void test_open_put_get_reopen(void **state)
 static void test_iter_prefix_and_start(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = make_tmpdir("store");
     struct ldg_store s;
     assert_int_equal(ldg_store_open(&s, dir, NULL, NULL), 0);
     MDB_txn *txn;
@@ -152,7 +138,7 @@ static int fill_fn(MDB_txn *txn, void *arg)
 static void test_map_growth(void **state)
 {
     (void)state;
-    char *dir = make_tmpdir();
+    char *dir = make_tmpdir("store");
     struct ldg_store s;
     struct ldg_store_opts o = {.map_size = 256 * 1024, .max_map_size = 64 * 1024 * 1024};
     assert_int_equal(ldg_store_open(&s, dir, &o, NULL), 0);
@@ -170,7 +156,7 @@ static void test_map_growth(void **state)
     ldg_store_close(&s);
 
     /* With a limit too small the write fails cleanly with EFULL. */
-    char *dir2 = make_tmpdir();
+    char *dir2 = make_tmpdir("store");
     struct ldg_store_opts o2 = {.map_size = 256 * 1024, .max_map_size = 512 * 1024};
     assert_int_equal(ldg_store_open(&s, dir2, &o2, NULL), 0);
     f.calls = 0;
