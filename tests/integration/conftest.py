@@ -298,8 +298,18 @@ def ledger_factory(request, tmp_path):
         return node
 
     yield make
+    sanitized = os.environ.get("LEDGER_SANITIZED") == "1"
+    problems = []
     for node in nodes:
-        node.stop()
+        rc = node.stop()
+        if sanitized:
+            # Under ASan/UBSan a report makes the process exit non-zero (or
+            # abort): a clean stop and a clean log are part of every test.
+            log = node.log_text()
+            if rc not in (0, None, -signal.SIGKILL) or "Sanitizer" in log or \
+                    "runtime error:" in log:
+                problems.append("%s exited %s:\n%s" % (node.name, rc, node.log_tail()))
+    assert not problems, "sanitizer run found problems:\n" + "\n".join(problems)
 
 
 @pytest.fixture
