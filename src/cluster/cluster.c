@@ -306,8 +306,9 @@ static int raft_open(struct ldg_cluster *c, struct ldg_listener *listener, struc
         return ldg_cluster_from_raft(rv);
     }
     /* libraft 0.15's raft_uv_init fills async_work (a version 2 field) but
-     * leaves version at 1, and raft_init then refuses fsm->snapshot_async:
-     * declare the version the struct really has. */
+     * leaves version at 1, and raft_init then refuses fsm->snapshot_async
+     * (returns -1, "async snapshot requires io->version > 1 ..."): declare
+     * the version the struct really has. Shown by test_libraft_bugs.c. */
     if (c->io.async_work != NULL && c->io.version < 2)
         c->io.version = 2;
     ldg_cluster_fsm_init(c);

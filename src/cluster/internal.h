@@ -146,8 +146,20 @@ void ldg_cluster_maybe_finish(struct ldg_cluster *c);
 /* Free a proposal left behind (stop): its commands already heard. */
 void ldg_batcher_free_leftovers(struct ldg_cluster *c);
 
-/* Raft log framing of an entry: libraft 0.15's segment loader assumes
- * 8-byte padded entry payloads, so every payload is a multiple of 8 bytes:
+/* Raft log framing of an entry, a workaround for libraft 0.15 (shown by
+ * tests/unit/test_libraft_bugs.c): raft_apply takes any payload length, but
+ * the segment writer stores a batch's payloads back to back unpadded, with
+ * the sum of their paddings to 8 as zero bytes after the batch, while the
+ * loader finds the batch's end from the unpadded lengths and cuts payload
+ * i+1 at payload i's padded end. So a log with a payload whose length is
+ * not a multiple of 8 is misread at the next start: a closed segment fails
+ * ("entries count N in preamble is too high", "read preamble: short read",
+ * "entries count in preamble is zero") and, with auto-recovery, is renamed
+ * corrupt-* and its committed entries dropped; an open segment (after a
+ * crash) is cut at that batch and the batch's later payloads come back
+ * shifted. (The same decoder splits AppendEntries payloads from the
+ * network, by reading of the source; not tested.) Hence every payload is a
+ * multiple of 8 bytes:
  *   entry encoding ‖ zero bytes ‖ pad u8
  * where pad (1..8) counts the bytes after the encoding, itself included. */
 int ldg_cluster_frame(const uint8_t *p, size_t n, struct raft_buffer *out);

@@ -5,7 +5,8 @@
  * to the gRPC server or a registered protocol, the sniff struct is freed once
  * its timer has closed.
  *
- * Failure modes: too many connections (accept and close at once); EOF, a
+ * Failure modes: too many connections (close the oldest connection still
+ * being sniffed to make room, else accept and close at once); EOF, a
  * read error, or no decision before the handshake timeout (close); an HTTP/1
  * request (write a short explanation, shut down our side, drain what the
  * client still sends for a bounded time so the reply is not lost to a RST,
@@ -307,6 +308,19 @@ static void listener_connection_cb(uv_stream_t *server, int status)
         return;
     }
     size_t open = l->nsniffs + (l->grpc ? ldg_grpc_server_conn_count(l->grpc) : 0);
+    if (open >= l->opts.max_conns && l->sniffs) {
+        /* Connections that have not identified themselves yet (clients that
+         * connect and send nothing) must not lock real clients out until
+         * their handshake timeout: make room by closing the oldest one. */
+        struct sniff *oldest = l->sniffs;
+        while (oldest->next)
+            oldest = oldest->next;
+        LDG_LOG(LDG_LOG_DEBUG, "listener",
+                "connection limit reached, closing the oldest unidentified connection "
+                "max_conns=%zu len=%zu", l->opts.max_conns, oldest->len);
+        sniff_close(oldest);
+        open--;
+    }
     if (open >= l->opts.max_conns) {
         LDG_LOG(LDG_LOG_WARN, "listener", "connection limit reached, refusing max_conns=%zu",
                 l->opts.max_conns);

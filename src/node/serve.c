@@ -104,6 +104,25 @@ static int add_method(void *server, const struct ldg_grpc_method *m)
     return ldg_grpc_server_add_method(server, m);
 }
 
+/* The admin token: the file's content without trailing whitespace. */
+static int load_admin_token(const char *path, char **out, struct ldg_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return ldg_err_set(err, LDG_ENOTFOUND, "--admin-token-file %s: cannot open", path);
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+                     buf[n - 1] == '\t'))
+        buf[--n] = '\0';
+    if (n == 0)
+        return ldg_err_set(err, LDG_EINVAL, "--admin-token-file %s: the file is empty", path);
+    *out = ldg_strdup(buf);
+    return 0;
+}
+
 static void grpc_free_cb(struct ldg_grpc_server *srv, void *arg)
 {
     (void)arg;
@@ -130,18 +149,28 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
                            "supported by this version; terminate TLS in a proxy or mesh "
                            "sidecar and leave these options unset");
 
+    int rv;
+    if (cfg->admin_token_file != NULL) {
+        rv = load_admin_token(cfg->admin_token_file, &s->rpc.admin_token, err);
+        if (rv != 0)
+            return rv;
+    }
     ldg_metrics_register_process();
-    int rv = ldg_reflection_init(err);
-    if (rv != 0)
+    rv = ldg_reflection_init(err);
+    if (rv != 0) {
+        ldg_rpc_ctx_close(&s->rpc);
         return rv;
+    }
 
     struct ldg_grpc_server_opts gopts;
     ldg_grpc_server_opts_default(&gopts);
     gopts.max_recv_msg_bytes = cfg->max_message_bytes;
     gopts.shutdown_grace_ms = SHUTDOWN_GRACE_MS;
     rv = ldg_grpc_server_new(loop, &gopts, &s->grpc);
-    if (rv != 0)
+    if (rv != 0) {
+        ldg_rpc_ctx_close(&s->rpc);
         return ldg_err_set(err, rv, "gRPC server: %s", ldg_strerror(rv));
+    }
 
     ldg_health_v1_set_provider(health_provider, s);
     rv = ldg_reflection_register(add_method, s->grpc);
@@ -185,6 +214,7 @@ err_grpc:
     ldg_grpc_server_shutdown(s->grpc, grpc_free_cb, NULL);
     s->grpc = NULL;
     ldg_health_v1_set_provider(NULL, NULL);
+    ldg_rpc_ctx_close(&s->rpc);
     return rv;
 }
 
@@ -222,6 +252,7 @@ static void serve_maybe_done(struct ldg_serve *s)
     }
     ldg_reflection_close();
     ldg_health_v1_set_provider(NULL, NULL);
+    ldg_rpc_ctx_close(&s->rpc);
     LDG_LOG(LDG_LOG_INFO, "node", "network services stopped");
     if (s->done)
         s->done(s->done_arg);

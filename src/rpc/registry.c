@@ -1,11 +1,21 @@
 /* Registration of every ledger.v1 method, implemented or not. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "ledger/v1/ledger.pb-c.h"
 #include "rpc/forward.h"
 #include "rpc/rpc.h"
 #include "util/mem.h"
+
+/* What the dispatcher needs to run one implemented method. */
+struct ldg_rpc_route {
+    struct ldg_rpc_ctx *ctx;
+    ldg_grpc_handler_fn handler;
+    bool admin; /* AdminService: subject to --admin-token-file */
+};
 
 static const ProtobufCServiceDescriptor *const services[] = {
     &ledger__v1__read_service__descriptor,
@@ -66,20 +76,6 @@ int ldg_rpc_needs_leader(const char *service, const char *method, const Protobuf
     return v == LEDGER__V1__READ_CONSISTENCY__READ_CONSISTENCY_LINEARIZABLE;
 }
 
-/* Every implemented handler goes through here: calls that must run on the
- * leader are forwarded from a follower (raw bytes, one pooled HTTP/2
- * connection per leader address); the rest run locally. */
-static void dispatch(struct ldg_grpc_call *call, const ProtobufCMessage *req, void *ud)
-{
-    struct ldg_rpc_ctx *ctx = ud;
-    const struct ldg_grpc_method *m = ldg_grpc_call_method(call);
-    const struct ldg_rpc_impl *impl = find_impl(m->service, m->method);
-    if (m->kind == LDG_GRPC_UNARY && ldg_rpc_needs_leader(m->service, m->method, req) &&
-        ldg_rpc_route_to_leader(ctx, call))
-        return;
-    impl->handler(call, req, ud);
-}
-
 static enum ldg_grpc_kind kind_of(const char *service, const char *method)
 {
     char path[256];
@@ -88,6 +84,62 @@ static enum ldg_grpc_kind kind_of(const char *service, const char *method)
         if (strcmp(server_streaming[i], path) == 0)
             return LDG_GRPC_SERVER_STREAM;
     return LDG_GRPC_UNARY;
+}
+
+/* "Bearer <token>" must match the configured admin token exactly. */
+static bool admin_authorized(const struct ldg_rpc_ctx *ctx, const struct ldg_grpc_call *call)
+{
+    const char *auth = ldg_grpc_call_header(call, "authorization");
+    static const char bearer[] = "Bearer ";
+    if (auth == NULL || strncmp(auth, bearer, sizeof bearer - 1) != 0)
+        return false;
+    auth += sizeof bearer - 1;
+    size_t n = strlen(ctx->admin_token);
+    return strlen(auth) == n && CRYPTO_memcmp(auth, ctx->admin_token, n) == 0;
+}
+
+static void dispatch(struct ldg_grpc_call *call, const ProtobufCMessage *req, void *ud)
+{
+    struct ldg_rpc_route *r = ud;
+    if (r->admin && r->ctx->admin_token != NULL && !admin_authorized(r->ctx, call)) {
+        /* Bidi handlers are called again at half-close (req == NULL): the
+         * call has already been ended then. */
+        if (req != NULL || ldg_grpc_call_method(call)->kind != LDG_GRPC_BIDI_STREAM)
+            ldg_grpc_call_fail(call, LDG_GRPC_UNAUTHENTICATED,
+                               "AdminService needs 'authorization: Bearer <token>' metadata "
+                               "matching --admin-token-file");
+        return;
+    }
+    /* Calls that must run on the leader are forwarded from a follower (raw
+     * bytes over one pooled HTTP/2 connection per leader address). */
+    const struct ldg_grpc_method *m = ldg_grpc_call_method(call);
+    if (m->kind == LDG_GRPC_UNARY && ldg_rpc_needs_leader(m->service, m->method, req) &&
+        ldg_rpc_route_to_leader(r->ctx, call))
+        return;
+    r->handler(call, req, r->ctx);
+}
+
+void ldg_rpc_ctx_close(struct ldg_rpc_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->nroutes; i++)
+        ldg_free(ctx->routes[i]);
+    ldg_free(ctx->routes);
+    ctx->routes = NULL;
+    ctx->nroutes = 0;
+    ldg_free(ctx->admin_token);
+    ctx->admin_token = NULL;
+}
+
+static struct ldg_rpc_route *route_new(struct ldg_rpc_ctx *ctx, const char *service,
+                                       ldg_grpc_handler_fn handler)
+{
+    struct ldg_rpc_route *r = ldg_calloc(1, sizeof *r);
+    r->ctx = ctx;
+    r->handler = handler;
+    r->admin = strcmp(service, "ledger.v1.AdminService") == 0;
+    ctx->routes = ldg_realloc(ctx->routes, (ctx->nroutes + 1) * sizeof *ctx->routes);
+    ctx->routes[ctx->nroutes++] = r;
+    return r;
 }
 
 int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *ctx)
@@ -109,7 +161,7 @@ int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *c
                 .request = md->input,
                 .response = md->output,
                 .handler = impl ? dispatch : NULL,
-                .ud = ctx,
+                .ud = impl ? route_new(ctx, sd->name, impl->handler) : NULL,
                 .unimplemented = impl ? NULL : unimpl,
             };
             int rv = add(server, &gm);

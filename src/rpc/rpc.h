@@ -34,16 +34,24 @@ struct ldg_cluster;
 struct ldg_config;
 struct ldg_rpc_pool;
 
+struct ldg_rpc_route;
+
 /* Shared by every service handler. Owned by the node layer; outlives the server. */
 struct ldg_rpc_ctx {
     ldg_node_status_fn node_status;   /* required */
     void *node_status_arg;
     struct ldg_cluster *cluster;      /* the replicated ledger; NULL until started */
     const struct ldg_config *cfg;     /* limits and options */
+    char *admin_token;                /* owned; NULL: AdminService unrestricted */
+    struct ldg_rpc_route **routes;    /* owned: one per implemented method */
+    size_t nroutes;
     /* Additions (clustering branch): */
     uint64_t node_id;                 /* this node (0 in tests that do not care) */
     struct ldg_rpc_pool *pool;        /* peer clients for forwarding; NULL: none */
 };
+
+/* Free what ldg_rpc_register_all and the node put in |ctx| (routes, token). */
+void ldg_rpc_ctx_close(struct ldg_rpc_ctx *ctx);
 
 /* One implemented method: looked up by service + method name at registration. */
 struct ldg_rpc_impl {
@@ -57,8 +65,9 @@ struct ldg_rpc_impl {
  * depend on the server type. Returns 0 or a negative LDG_E* code. */
 typedef int (*ldg_rpc_add_fn)(void *server, const struct ldg_grpc_method *m);
 
-/* Register every ledger.v1 method on |server| through |add|; handlers get
- * |ctx| as their user data. Returns 0 or the first error of |add|. */
+/* Register every ledger.v1 method on |server| through |add|. Implemented
+ * methods go through one dispatcher (admin token check, then the handler,
+ * which gets |ctx| as its user data). Returns 0 or the first error of |add|. */
 int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *ctx);
 
 /* Implemented methods of each service file (NULL-terminated by service == NULL). */

@@ -202,3 +202,22 @@ def test_node_id_is_stable_across_restarts(tmp_path, servers):
                          capture_output=True, text=True, timeout=10)
     assert out.returncode == 0
     assert f"node_id: {ids[0]}" in out.stdout
+
+
+def test_tls_options_are_refused_with_a_clear_message(tmp_path):
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    out = subprocess.run([BIN] + single_args(tmp_path / "d") + ["--tls-cert", str(cert),
+                                                              "--tls-key", str(cert)],
+                         env=clean_env(), capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert "TLS on the gRPC port is not supported" in out.stderr
+
+
+def test_empty_admin_token_file_is_a_startup_error(tmp_path):
+    tok = tmp_path / "token"
+    tok.write_text("\n")
+    out = subprocess.run([BIN] + single_args(tmp_path / "d") + ["--admin-token-file", str(tok)],
+                         env=clean_env(), capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert "admin-token-file" in out.stderr and "empty" in out.stderr

@@ -4,6 +4,7 @@
  * the loop closes with no handle left. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -678,6 +679,31 @@ static void test_handshake_timeout(void **state)
     assert_int_equal(T.cl.raw.len, 0);
 }
 
+/* At the connection limit (16 here), a new connection closes the oldest one
+ * that never sent a byte instead of being refused. */
+static void test_limit_evicts_oldest_silent(void **state)
+{
+    int silent[16];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)T.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 16; i++) {
+        silent[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_int_equal(connect(silent[i], (struct sockaddr *)&a, sizeof a), 0);
+    }
+    client_connect(1); /* accepted after the 16 silent ones */
+    struct tstream *st = client_call("/grpc.health.v1.Health/Check", "", NULL);
+    wait_closed(st);
+    assert_int_equal(st->grpc_status, 0);
+    struct pollfd pf = {.fd = silent[0], .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 2000), 1);
+    char c;
+    assert_int_equal(read(silent[0], &c, 1), 0); /* the oldest: closed */
+    pf.fd = silent[15];
+    assert_int_equal(poll(&pf, 1, 0), 0); /* the newest silent one: still open */
+    for (int i = 0; i < 16; i++)
+        close(silent[i]);
+}
+
 static void handed_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
 {
     static char buf[64];
@@ -745,6 +771,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_bytes_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http1_gets_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limit_evicts_oldest_silent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registered_protocol_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_services_introspection, setup, teardown),
     };
