@@ -830,7 +830,7 @@ void ldg_cluster_get_status(struct ldg_cluster *c, struct ldg_cluster_status *ou
     out->members = r->configuration.n;
     for (unsigned i = 0; i < r->configuration.n; i++)
         if (r->configuration.servers[i].id == c->opts.node_id)
-            out->is_member = true;
+            out->is_member = !c->removed;
     out->elections = c->elections;
 }
 

@@ -202,6 +202,11 @@ int ldg_cluster_join(struct ldg_cluster *c, uint64_t id, const char *address,
  * a member), LDG_EPRECOND (it is the last voter), LDG_ECANCELED. */
 int ldg_cluster_leave(struct ldg_cluster *c, uint64_t id, ldg_cluster_change_cb cb, void *arg);
 
+/* The node layer learned from a peer that the cluster's current membership
+ * no longer includes this node: log it once and report is_member false from
+ * now on (requests needing the leader are then refused). */
+void ldg_cluster_mark_removed(struct ldg_cluster *c);
+
 /* ---- inspection (--inspect) ---- */
 
 /* Print what DATA says about the replicated log without starting anything:

@@ -131,6 +131,7 @@ struct ldg_cluster {
     uint64_t last_leader_seen;
     uint64_t elections;
     bool was_member;
+    bool removed;                  /* a peer says we were removed */
 
     /* stop */
     bool stopping;

@@ -246,10 +246,11 @@ static bool run_queued(struct ldg_cluster *c)
                 c->leave_waiters = m;
                 continue;
             }
+            int role = s->role; /* |s| does not survive the change */
             rv = raft_remove(&c->raft, &c->change_req, m->id, change_cb);
             if (rv == 0)
                 LDG_LOG(LDG_LOG_INFO, "raft", "membership: removing node %" PRIu64 " (%s)",
-                        m->id, role_name(s->role));
+                        m->id, role_name(role));
         }
         if (rv == RAFT_CANTCHANGE) {
             enqueue(c, m, true);
@@ -280,10 +281,10 @@ static void auto_step(struct ldg_cluster *c)
     for (unsigned i = 0; i < conf->n; i++) {
         if (conf->servers[i].role != RAFT_SPARE)
             continue;
-        rv = raft_assign(r, &c->change_req, conf->servers[i].id, RAFT_STANDBY, change_cb);
+        uint64_t id = conf->servers[i].id; /* |conf| changes with the assign */
+        rv = raft_assign(r, &c->change_req, id, RAFT_STANDBY, change_cb);
         if (rv == 0) {
-            LDG_LOG(LDG_LOG_INFO, "raft", "membership: node %" PRIu64 " spare -> standby",
-                    (uint64_t)conf->servers[i].id);
+            LDG_LOG(LDG_LOG_INFO, "raft", "membership: node %" PRIu64 " spare -> standby", id);
             c->change_busy = true;
         }
         return;
@@ -296,13 +297,14 @@ static void auto_step(struct ldg_cluster *c)
         const struct raft_progress *p = &r->leader_state.progress[i];
         if (!p->recent_recv || p->match_index + CATCHUP_LAG < last)
             continue;
-        rv = raft_assign(r, &c->change_req, conf->servers[i].id, RAFT_VOTER, change_cb);
+        uint64_t id = conf->servers[i].id; /* |conf| and |p| change with the assign */
+        unsigned long long match = p->match_index;
+        rv = raft_assign(r, &c->change_req, id, RAFT_VOTER, change_cb);
         if (rv == 0) {
             LDG_LOG(LDG_LOG_INFO, "raft",
                     "membership: node %" PRIu64 " caught up (match %llu of %llu): standby -> "
                     "voter (%u voters, target %u)",
-                    (uint64_t)conf->servers[i].id, (unsigned long long)p->match_index,
-                    (unsigned long long)last, voters + 1, c->opts.max_voters);
+                    id, match, (unsigned long long)last, voters + 1, c->opts.max_voters);
             c->change_busy = true;
         }
         return;
@@ -324,7 +326,7 @@ static void tick_cb(uv_timer_t *t)
                 (uint64_t)lid, laddr ? laddr : "?", (unsigned long long)c->raft.current_term,
                 lid == c->opts.node_id ? " (this node)" : "");
     }
-    bool member = find_server(c, c->opts.node_id, NULL) != NULL;
+    bool member = find_server(c, c->opts.node_id, NULL) != NULL && !c->removed;
     if (c->was_member && !member) {
         char uuid[37];
         ldg_cluster_id_format(c->cluster_id, uuid);
@@ -384,6 +386,21 @@ void ldg_membership_stop(struct ldg_cluster *c)
 }
 
 /* ---- API ---- */
+
+void ldg_cluster_mark_removed(struct ldg_cluster *c)
+{
+    if (c->removed)
+        return;
+    c->removed = true;
+    char uuid[37];
+    ldg_cluster_id_format(c->cluster_id, uuid);
+    LDG_LOG(LDG_LOG_WARN, "raft",
+            "this node is no longer a member of cluster %s (a member reports a membership "
+            "without it); it serves no writes. To use it again, wipe its data directory and "
+            "join with --join",
+            uuid);
+    c->was_member = false;
+}
 
 int ldg_cluster_join(struct ldg_cluster *c, uint64_t id, const char *address,
                      ldg_cluster_change_cb cb, void *arg)

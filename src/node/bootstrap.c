@@ -235,6 +235,87 @@ static int read_secret(struct ldg_bootstrap *b, struct ldg_err *err)
     return 0;
 }
 
+/* ---- removed-member watch ---- */
+
+struct watch_call {
+    struct ldg_bootstrap *b;
+};
+
+static void watch_info_cb(const struct ldg_grpc_client_result *res, void *arg)
+{
+    struct watch_call *wc = arg;
+    struct ldg_bootstrap *b = wc->b;
+    ldg_free(wc);
+    b->watch_inflight--;
+    struct ldg_cluster *c = b->serve->rpc.cluster;
+    if (b->stopping || c == NULL || res->code != LDG_GRPC_OK || res->resp == NULL)
+        return;
+    const Ledger__V1__GetClusterInfoResponse *r =
+        (const Ledger__V1__GetClusterInfoResponse *)res->resp;
+    struct ldg_cluster_status st;
+    ldg_cluster_get_status(c, &st);
+    uint8_t cid[16];
+    if (r->cluster_id == NULL || ldg_cluster_id_parse(r->cluster_id, cid) != 0 ||
+        memcmp(cid, st.cluster_id, sizeof cid) != 0 || r->leader_id == NULL ||
+        r->n_members == 0)
+        return;
+    for (size_t i = 0; i < r->n_members; i++) {
+        const Ledger__V1__ClusterMember *m = r->members[i];
+        if (m->node_id && m->node_id->id && strtoull(m->node_id->id, NULL, 10) == b->node_id)
+            return;
+    }
+    ldg_cluster_mark_removed(c);
+}
+
+static void watch_cb(uv_timer_t *t)
+{
+    struct ldg_bootstrap *b = t->data;
+    struct ldg_cluster *c = b->serve->rpc.cluster;
+    if (b->stopping || c == NULL || b->watch_inflight > 0)
+        return;
+    struct ldg_cluster_status st;
+    ldg_cluster_get_status(c, &st);
+    if (st.leader_id != 0 || !st.is_member) {
+        b->leaderless_since = 0;
+        return;
+    }
+    uint64_t now = uv_now(b->loop);
+    if (b->leaderless_since == 0) {
+        b->leaderless_since = now;
+        return;
+    }
+    if (now - b->leaderless_since < 3000)
+        return;
+    struct ldg_cluster_member *mem = NULL;
+    size_t n = 0;
+    ldg_cluster_members(c, &mem, &n);
+    Ledger__V1__GetClusterInfoRequest req = LEDGER__V1__GET_CLUSTER_INFO_REQUEST__INIT;
+    for (size_t i = 0; i < n; i++) {
+        struct ldg_grpc_client *cl;
+        if (mem[i].id == b->node_id || b->serve->rpc.pool == NULL ||
+            ldg_rpc_pool_get(b->serve->rpc.pool, mem[i].address, &cl) != 0)
+            continue;
+        struct watch_call *wc = ldg_calloc(1, sizeof *wc);
+        wc->b = b;
+        if (ldg_grpc_client_call(cl, "/ledger.v1.AdminService/GetClusterInfo", &req.base,
+                                 &ledger__v1__get_cluster_info_response__descriptor,
+                                 CALL_TIMEOUT_MS, watch_info_cb, wc) != 0) {
+            ldg_free(wc);
+            continue;
+        }
+        b->watch_inflight++;
+    }
+    ldg_free(mem);
+}
+
+static void start_watch(struct ldg_bootstrap *b)
+{
+    uv_timer_init(b->loop, &b->watch);
+    b->watch.data = b;
+    b->watch_init = true;
+    uv_timer_start(&b->watch, watch_cb, 2000, 2000);
+}
+
 static int start_cluster(struct ldg_bootstrap *b, bool bootstrap_single,
                          const uint8_t *join_id, struct ldg_err *err)
 {
@@ -259,6 +340,7 @@ static int start_cluster(struct ldg_bootstrap *b, bool bootstrap_single,
     if (rv != 0)
         return ldg_err_wrap(err, "start the replicated ledger");
     b->done = true;
+    start_watch(b);
     return 0;
 }
 
@@ -578,6 +660,8 @@ void ldg_bootstrap_stop(struct ldg_bootstrap *b)
     b->stopping = true;
     if (b->timer_init && !uv_is_closing((uv_handle_t *)&b->timer))
         uv_close((uv_handle_t *)&b->timer, NULL);
+    if (b->watch_init && !uv_is_closing((uv_handle_t *)&b->watch))
+        uv_close((uv_handle_t *)&b->watch, NULL);
 }
 
 void ldg_bootstrap_free(struct ldg_bootstrap *b)

@@ -21,6 +21,12 @@
  * before Raft starts. Past PEERS_TIMEOUT without success the node fails
  * (|fail| is called with a message naming who answered and the last error).
  *
+ * After the cluster started, a watch runs every 2 s: a node that believes it
+ * is a member but has known no leader for 3 s asks the other members of its
+ * configuration (GetClusterInfo); one that answers for the same cluster with
+ * a leader and a membership without this node means it was removed
+ * (ldg_cluster_mark_removed: logged, no writes served).
+ *
  * PEERS: comma list of host[:port] (default port 50051), each host resolved
  * to all its A/AAAA records (so a DNS name of the nodes works), or a JSON
  * file (contains '/' or ends in .json): {"peers": [{"addr": "h:p"}, ...]}. */
@@ -71,6 +77,10 @@ struct ldg_bootstrap {
     char last_error[256];
     ldg_bootstrap_fail_cb fail;
     void *fail_arg;
+    uv_timer_t watch;         /* after start: removed-member detection */
+    bool watch_init;
+    uint64_t leaderless_since;
+    int watch_inflight;
 };
 
 /* Start: either starts the cluster now (existing log, --single) or begins
