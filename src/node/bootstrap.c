@@ -328,6 +328,11 @@ static int start_cluster(struct ldg_bootstrap *b, bool bootstrap_single,
         .batch_size = cfg->batch_size,
         .batch_delay_s = cfg->batch_delay_s,
         .snapshot_threshold = (unsigned)cfg->snapshot_threshold,
+        /* Keep at most one threshold of log behind a snapshot (<= 2048), so a
+         * small threshold really compacts (a node further behind is caught
+         * up by snapshot install). */
+        .snapshot_trailing = cfg->snapshot_threshold < 2048 ? (unsigned)cfg->snapshot_threshold
+                                                            : 2048,
         .cluster_secret = b->secret,
         .cluster_secret_len = b->secret_len,
         .join_cluster_id = join_id,
