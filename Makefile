@@ -5,6 +5,7 @@
 #   make test     deps + build + every test suite
 #   make asan     unit tests under ASan+UBSan
 #   make install  install binaries (PREFIX, default /usr/local)
+#   make bench    build + bench/run.sh (loadgen workloads, stateroot); see bench/RESULTS.md
 PREFIX ?= /usr/local
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -12,7 +13,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON ?= /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: all deps build run test unit integration asan install clean
+.PHONY: all deps build run test unit integration asan install clean bench
 
 all: build
 
@@ -47,6 +48,9 @@ asan:
 	@$(MAKE) --no-print-directory -C $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+
+bench: build
+	BUILD=$(BUILD) sh bench/run.sh
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -22,6 +22,7 @@
 #include "cluster/internal.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/metrics.h"
 
 int64_t ldg_cluster_now_us(void)
 {
@@ -292,6 +293,14 @@ static void propose_one(struct ldg_cluster *c)
         tail = &pc->next;
         p->count++;
     }
+    static const double size_buckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000};
+    static struct ldg_metric_family *batch_size;
+    if (batch_size == NULL)
+        batch_size = ldg_metrics_histogram("ledger_batch_size",
+                                           "Commands per Raft entry proposed by this leader.",
+                                           0, NULL, size_buckets, LDG_ARRAY_SIZE(size_buckets));
+    ldg_metrics_observe(batch_size, NULL, (double)p->count);
+
     struct ldg_cmd *cmds = ldg_calloc(p->count, sizeof *cmds);
     size_t i = 0;
     for (struct pcmd *pc = p->cmds; pc != NULL; pc = pc->next)

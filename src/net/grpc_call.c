@@ -280,8 +280,13 @@ static void end_by_handler(struct ldg_grpc_call *c, int code, const char *msg)
 {
     LDG_ASSERT(!c->ended); /* a handler ends its call exactly once */
     c->ended = 1;
+    /* Ending on the wire may close the stream synchronously (nghttp2 sends
+     * and reports the close at once when the handler ends from a later
+     * callback): hold the call until this function is done with it. */
+    c->busy++;
     if (c->conn)
         ldg_h2_call_end_wire(c, 200, code, msg);
+    c->busy--;
     ldg_h2_call_maybe_free(c);
 }
 

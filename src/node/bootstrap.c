@@ -14,6 +14,7 @@
 #include "cluster/cluster.h"
 #include "ledger/v1/ledger.pb-c.h"
 #include "node/serve.h"
+#include "node/ttl.h"
 #include "rpc/forward.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -345,6 +346,9 @@ static int start_cluster(struct ldg_bootstrap *b, bool bootstrap_single,
     if (rv != 0)
         return ldg_err_wrap(err, "start the replicated ledger");
     b->done = true;
+    /* The TTL job submits expiries while this node leads. */
+    ldg_ttl_start(&b->serve->ttl, b->loop, b->serve->rpc.cluster, LDG_TTL_DEFAULT_INTERVAL_MS);
+    b->serve->ttl_started = true;
     start_watch(b);
     return 0;
 }

@@ -142,6 +142,7 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
     s->rpc.node_status_arg = s;
     s->rpc.cfg = cfg;
     s->rpc.node_id = node_id;
+    s->rpc.loop = loop;
 
     if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->tls_ca != NULL)
         return ldg_err_set(err, LDG_EUNIMPL,
@@ -199,6 +200,7 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
     }
 
     s->rpc.pool = ldg_rpc_pool_new(loop);
+
     uv_timer_init(loop, &s->probe_timer);
     uv_timer_start(&s->probe_timer, probe_timer_cb, PROBE_INTERVAL_MS, PROBE_INTERVAL_MS);
     LDG_LOG(LDG_LOG_INFO, "node", "serving grpc=%s port=%d metrics=%s", cfg->listen,
@@ -293,6 +295,11 @@ void ldg_serve_stop(struct ldg_serve *s, ldg_serve_done_cb done, void *arg)
         s->pending_closes++;
         ldg_listener_close(s->listener, closed_cb, s);
         s->listener = NULL;
+    }
+    if (s->ttl_started) {
+        s->ttl_started = false;
+        s->pending_closes++;
+        ldg_ttl_stop(&s->ttl, closed_cb, s);
     }
     if (s->metrics) {
         s->pending_closes++;

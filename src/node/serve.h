@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "node/config.h"
+#include "node/ttl.h"
 #include "rpc/rpc.h"
 #include "util/err.h"
 
@@ -37,6 +38,8 @@ struct ldg_serve {
     struct ldg_listener *listener;    /* owned */
     struct ldg_metrics_http *metrics; /* owned, NULL when disabled */
     uv_timer_t probe_timer;           /* data directory probe */
+    struct ldg_ttl ttl;               /* leader TTL job (when a cluster runs) */
+    bool ttl_started;
     bool disk_writable;               /* last probe result */
     bool shutting_down;
     int pending_closes;               /* closes in flight during stop */

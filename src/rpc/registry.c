@@ -29,6 +29,9 @@ static const struct ldg_rpc_impl *const impl_tables[] = {
     ldg_rpc_health_impls,
     ldg_rpc_admin_cluster_impls,
     ldg_rpc_discovery_impls,
+    ldg_rpc_read_impls,
+    ldg_rpc_write_impls,
+    ldg_rpc_admin_impls,
 };
 
 /* Methods that always run on the leader (SPEC §4: writes and linearizable

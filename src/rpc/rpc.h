@@ -33,6 +33,7 @@ typedef void (*ldg_node_status_fn)(void *arg, struct ldg_node_status *out);
 struct ldg_cluster;
 struct ldg_config;
 struct ldg_rpc_pool;
+struct uv_loop_s;
 
 struct ldg_rpc_route;
 
@@ -42,6 +43,7 @@ struct ldg_rpc_ctx {
     void *node_status_arg;
     struct ldg_cluster *cluster;      /* the replicated ledger; NULL until started */
     const struct ldg_config *cfg;     /* limits and options */
+    struct uv_loop_s *loop;           /* the server's loop (timers of streams, jobs) */
     char *admin_token;                /* owned; NULL: AdminService unrestricted */
     struct ldg_rpc_route **routes;    /* owned: one per implemented method */
     size_t nroutes;
@@ -81,6 +83,9 @@ extern const struct ldg_rpc_impl ldg_rpc_discovery_impls[];     /* SystemDiscove
  * LINEARIZABLE (forwarded whole; the leader's handler runs the barrier).
  * Returns non-zero when |req| of |service|/|method| must run on the leader. */
 int ldg_rpc_needs_leader(const char *service, const char *method, const ProtobufCMessage *req);
+extern const struct ldg_rpc_impl ldg_rpc_read_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_write_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_admin_impls[];
 
 /* Fill a node health check response (exposed for unit tests).
  * Returns the HealthStatus value and writes a reason to |msg|. */
