@@ -633,7 +633,7 @@ int ldg_bootstrap_start(struct ldg_bootstrap *b, uv_loop_t *loop, const struct l
 
     if (has_raft_log(data_dir)) {
         LDG_LOG(LDG_LOG_INFO, "bootstrap",
-                "data directory holds a Raft log: restarting as a member of its cluster "
+                "data directory holds a Raft log: rejoining its cluster as a member "
                 "(bootstrap settings ignored)");
         return start_cluster(b, cfg->mode == LDG_MODE_SINGLE, NULL, err);
     }
