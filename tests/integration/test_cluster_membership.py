@@ -305,3 +305,33 @@ def test_cluster_metrics_and_health(cluster_factory):
     h = follower.call("ledger.v1.HealthService/Check", {})
     assert h["status"] == "HEALTH_STATUS_HEALTHY"
     assert h["details"]["role"] == "follower"
+
+
+def test_runbook_quorum_recovery_then_scale_back(cluster_factory):
+    """Runbook "Quorum Recovery": 1 of 3 survives; --single on it forces a new
+    one-node cluster from its data; restarted with CLUSTER=3 and PEERS it stays
+    writable and admits two fresh nodes (empty data, same PEERS) as voters."""
+    import shutil
+    cl = cluster_factory(3)
+    old = cl.wait_formed(voters=3)
+    survivor = cl.nodes[0]
+    for n in cl.nodes[1:]:
+        n.kill9()
+    survivor.stop()
+    survivor.mode_args = ["--single"]
+    survivor.start()
+    forced = cl.info(survivor)
+    assert forced["clusterId"] != old["clusterId"] and len(forced["members"]) == 1
+    survivor.stop()
+    survivor.mode_args = []  # back to INFERADB__LEDGER__CLUSTER=3 + PEERS
+    survivor.env["INFERADB__LEDGER__CLUSTER"] = "3"
+    for n in cl.nodes[1:]:
+        shutil.rmtree(n.data_dir)
+    survivor.start(wait=False)
+    for n in cl.nodes[1:]:
+        n.start(wait=False)
+    for n in cl.nodes:
+        n.wait_ready(timeout=30)
+    info = cl.wait_formed(voters=3)
+    assert info["clusterId"] == forced["clusterId"]
+    assert "rejoining its cluster as a member" in survivor.log_text()
