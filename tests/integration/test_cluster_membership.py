@@ -335,3 +335,25 @@ def test_runbook_quorum_recovery_then_scale_back(cluster_factory):
     info = cl.wait_formed(voters=3)
     assert info["clusterId"] == forced["clusterId"]
     assert "rejoining its cluster as a member" in survivor.log_text()
+
+
+def test_cluster_secret_forms_and_refuses_a_wrong_secret(cluster_factory, tmp_path):
+    good = tmp_path / "secret"
+    good.write_text("0123456789abcdef0123456789abcdef\n")
+    bad = tmp_path / "bad-secret"
+    bad.write_text("fedcba9876543210fedcba9876543210\n")
+    cl = cluster_factory(3, env={"INFERADB__LEDGER__CLUSTER_SECRET_FILE": str(good)})
+    cl.wait_formed(voters=3)
+    assert "no --cluster-secret-file" not in cl.nodes[0].log_text()
+    # A node with another secret gets added by JoinCluster (gRPC), but its
+    # Raft connections are refused both ways: it never catches up or votes.
+    intruder = cl.add_node("intruder", env={
+        "INFERADB__LEDGER__JOIN": "true", "INFERADB__LEDGER__PEERS": cl.nodes[0].addr,
+        "INFERADB__LEDGER__CLUSTER_SECRET_FILE": str(bad)})
+    intruder.start(wait=False)
+    wait_for(lambda: "refusing peer connection: bad HMAC" in intruder.log_text(), 20,
+             "HMAC refusal in the intruder's log")
+    iid = node_id(cl, intruder)
+    time.sleep(1)
+    assert members(cl.info(cl.nodes[0])).get(iid) != "NODE_ROLE_VOTER"
+    assert cl.node_info(intruder).get("leaderId") is None
