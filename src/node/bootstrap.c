@@ -471,9 +471,9 @@ static void decide(struct ldg_bootstrap *b)
         return;
     }
     if (b->cfg->mode == LDG_MODE_JOIN) {
-        if (b->last_error[0] == '\0')
-            snprintf(b->last_error, sizeof b->last_error,
-                     "no reachable peer is a cluster member");
+        snprintf(b->last_error, sizeof b->last_error,
+                 "no reachable peer is a cluster member (%zu other node(s) answered)",
+                 b->nseen - 1);
         return;
     }
     size_t need = b->cfg->cluster_size;
