@@ -84,6 +84,8 @@ struct tp {
     struct in_conn *ins;
     struct out_conn *outs;
     bool closing;
+    bool close_deferred;               /* defer handle is closing */
+    uv_idle_t defer;                   /* closed only to defer close_cb */
     raft_uv_transport_close_cb close_cb;
 };
 
@@ -152,13 +154,28 @@ static bool preamble_check(struct tp *tp, const uint8_t *p, raft_id *id, char *a
     return true;
 }
 
-static void tp_maybe_closed(struct tp *tp)
+static void tp_defer_closed_cb(uv_handle_t *h)
 {
-    if (!tp->closing || tp->ins != NULL || tp->outs != NULL || tp->close_cb == NULL)
-        return;
+    struct tp *tp = h->data;
     raft_uv_transport_close_cb cb = tp->close_cb;
     tp->close_cb = NULL;
     cb(tp->t);
+}
+
+/* libraft's uv backend expects the transport's close callback later, never
+ * from inside close() itself (its own TCP transport fires it from a handle's
+ * close callback); a synchronous call lets the backend finish closing twice
+ * and free the raft address twice (seen under ASan in test_libraft_bugs).
+ * Closing a fresh handle defers the callback by one loop turn. */
+static void tp_maybe_closed(struct tp *tp)
+{
+    if (!tp->closing || tp->ins != NULL || tp->outs != NULL || tp->close_cb == NULL ||
+        tp->close_deferred)
+        return;
+    tp->close_deferred = true;
+    uv_idle_init(tp->loop, &tp->defer);
+    tp->defer.data = tp;
+    uv_close((uv_handle_t *)&tp->defer, tp_defer_closed_cb);
 }
 
 /* ---- inbound ---- */

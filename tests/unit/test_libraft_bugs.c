@@ -110,9 +110,32 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, 
     return RAFT_NOCONNECTION;
 }
 
+static uv_loop_t *node_loop_of(struct raft_uv_transport *t);
+
+/* The close callback must come later, never from inside close() (libraft's
+ * own TCP transport fires it from a handle close callback): closing a fresh
+ * idle handle defers it by one loop turn. */
+struct tr_closer {
+    uv_idle_t h;
+    struct raft_uv_transport *t;
+    raft_uv_transport_close_cb cb;
+};
+
+static void tr_closed_cb(uv_handle_t *h)
+{
+    struct tr_closer *c = (struct tr_closer *)h;
+    c->cb(c->t);
+    free(c);
+}
+
 static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
-    cb(t);
+    struct tr_closer *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->t = t;
+    c->cb = cb;
+    uv_idle_init(node_loop_of(t), &c->h);
+    uv_close((uv_handle_t *)&c->h, tr_closed_cb);
 }
 
 /* ---- one raft node on a loop with a guard timer ---- */
@@ -134,6 +157,11 @@ struct node {
     int apply_status;
     char errmsg[RAFT_ERRMSG_BUF_SIZE];
 };
+
+static uv_loop_t *node_loop_of(struct raft_uv_transport *t)
+{
+    return &((struct node *)((char *)t - offsetof(struct node, transport)))->loop;
+}
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
