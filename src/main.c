@@ -47,6 +47,7 @@ int main(int argc, char **argv)
         status = 1;
     } else {
         uv_run(&loop, UV_RUN_DEFAULT);
+        status = node.exit_status;
     }
     ldg_node_close(&node);
     if (uv_loop_close(&loop) != 0)

@@ -105,7 +105,7 @@ static int read_line(const char *dir, const char *name, char *out, size_t n,
     return rv;
 }
 
-static void uuid_format(const uint8_t id[16], char out[37])
+void ldg_cluster_id_format(const uint8_t id[16], char out[37])
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
@@ -118,7 +118,7 @@ static void uuid_format(const uint8_t id[16], char out[37])
     out[o] = '\0';
 }
 
-static int uuid_parse(const char *s, uint8_t id[16])
+int ldg_cluster_id_parse(const char *s, uint8_t id[16])
 {
     int n = 0;
     for (const char *p = s; *p != '\0'; p++) {
@@ -155,24 +155,37 @@ static bool file_exists(const char *dir, const char *name)
 
 /* ---- identities ---- */
 
+/* Persist c->cluster_id as DATA/cluster_id. */
+static int save_cluster_id(struct ldg_cluster *c, struct ldg_err *err)
+{
+    char uuid[37], line[64];
+    ldg_cluster_id_format(c->cluster_id, uuid);
+    snprintf(line, sizeof line, "%s\n", uuid);
+    return write_file_durable(c->data_dir, "cluster_id", line, err);
+}
+
+/* A fresh random (version 4) cluster id, persisted. */
+static int new_cluster_id(struct ldg_cluster *c, struct ldg_err *err)
+{
+    if (RAND_bytes(c->cluster_id, sizeof c->cluster_id) != 1)
+        return ldg_err_set(err, LDG_EIO, "random bytes unavailable");
+    c->cluster_id[6] = (uint8_t)((c->cluster_id[6] & 0x0f) | 0x40);
+    c->cluster_id[8] = (uint8_t)((c->cluster_id[8] & 0x3f) | 0x80);
+    return save_cluster_id(c, err);
+}
+
 static int make_identities(struct ldg_cluster *c, struct ldg_err *err)
 {
     do {
-        if (RAND_bytes((unsigned char *)&c->log_id, sizeof c->log_id) != 1 ||
-            RAND_bytes(c->cluster_id, sizeof c->cluster_id) != 1)
+        if (RAND_bytes((unsigned char *)&c->log_id, sizeof c->log_id) != 1)
             return ldg_err_set(err, LDG_EIO, "random bytes unavailable");
     } while (c->log_id == 0);
-    c->cluster_id[6] = (uint8_t)((c->cluster_id[6] & 0x0f) | 0x40);
-    c->cluster_id[8] = (uint8_t)((c->cluster_id[8] & 0x3f) | 0x80);
     char line[64];
     snprintf(line, sizeof line, "%016" PRIx64 "\n", c->log_id);
     int rv = write_file_durable(c->raft_dir, "log_id", line, err);
     if (rv != 0)
         return rv;
-    char uuid[37];
-    uuid_format(c->cluster_id, uuid);
-    snprintf(line, sizeof line, "%s\n", uuid);
-    return write_file_durable(c->data_dir, "cluster_id", line, err);
+    return new_cluster_id(c, err);
 }
 
 static int load_identities(struct ldg_cluster *c, struct ldg_err *err)
@@ -193,7 +206,7 @@ static int load_identities(struct ldg_cluster *c, struct ldg_err *err)
     }
     rv = read_line(c->data_dir, "cluster_id", line, sizeof line, err);
     if (rv == 0) {
-        if (uuid_parse(line, c->cluster_id) != 0)
+        if (ldg_cluster_id_parse(line, c->cluster_id) != 0)
             return ldg_err_set(err, LDG_ECORRUPT, "%s/cluster_id: not a UUID", c->data_dir);
     } else if (rv != LDG_ENOTFOUND) {
         return rv;
@@ -221,7 +234,7 @@ void ldg_cluster_fsm_applied(struct ldg_cluster *c, const struct ldg_entry *e,
 
 /* ---- start ---- */
 
-static int from_raft(int rv)
+int ldg_cluster_from_raft(int rv)
 {
     switch (rv) {
     case RAFT_NOMEM:
@@ -275,6 +288,99 @@ static void start_fail_timer_closed_cb(uv_handle_t *h)
     c->closing_handles--;
 }
 
+/* Transport, raft_uv and raft_init with our settings (c->cluster_id goes
+ * into the transport's preambles). On failure nothing is left open. */
+static int raft_open(struct ldg_cluster *c, struct ldg_listener *listener, struct ldg_err *err)
+{
+    struct ldg_transport_opts topts = {
+        .secret = c->opts.cluster_secret,
+        .secret_len = c->opts.cluster_secret_len,
+    };
+    memcpy(topts.cluster_id, c->cluster_id, sizeof topts.cluster_id);
+    ldg_transport_init(&c->transport, c->loop, listener, &topts);
+    int rv = raft_uv_init(&c->io, c->loop, c->raft_dir, &c->transport);
+    if (rv != 0) {
+        ldg_err_set(err, ldg_cluster_from_raft(rv), "raft storage %s: %s", c->raft_dir,
+                    c->io.errmsg);
+        ldg_transport_free(&c->transport);
+        return ldg_cluster_from_raft(rv);
+    }
+    /* libraft 0.15's raft_uv_init fills async_work (a version 2 field) but
+     * leaves version at 1, and raft_init then refuses fsm->snapshot_async
+     * (returns -1, "async snapshot requires io->version > 1 ..."): declare
+     * the version the struct really has. Shown by test_libraft_bugs.c. */
+    if (c->io.async_work != NULL && c->io.version < 2)
+        c->io.version = 2;
+    ldg_cluster_fsm_init(c);
+    rv = raft_init(&c->raft, &c->io, &c->fsm, c->opts.node_id, c->address);
+    if (rv != 0) {
+        ldg_err_set(err, ldg_cluster_from_raft(rv), "raft init: %s", raft_errmsg(&c->raft));
+        raft_uv_close(&c->io);
+        ldg_transport_free(&c->transport);
+        return ldg_cluster_from_raft(rv);
+    }
+    c->raft.data = c;
+    raft_set_election_timeout(&c->raft, c->opts.election_timeout_ms);
+    raft_set_heartbeat_timeout(&c->raft, c->opts.heartbeat_ms);
+    raft_set_pre_vote(&c->raft, true);
+    raft_set_snapshot_threshold(&c->raft, c->opts.snapshot_threshold);
+    raft_set_snapshot_trailing(&c->raft, c->opts.snapshot_trailing);
+    return 0;
+}
+
+/* raft_close and wait for it by running the loop (start path only). */
+static void raft_close_sync(struct ldg_cluster *c)
+{
+    c->raft_closed = false;
+    raft_close(&c->raft, start_fail_raft_closed_cb);
+    while (!c->raft_closed)
+        uv_run(c->loop, UV_RUN_ONCE);
+    c->raft_closed = false;
+}
+
+static const char *raft_role_name(int role)
+{
+    return role == RAFT_VOTER ? "voter" : role == RAFT_STANDBY ? "standby" : "spare";
+}
+
+/* After a first raft_start on an existing log: decide whether the
+ * configuration must be forced (SPEC §3.2 --single on multi-node data, or a
+ * sole voter whose address changed). *recover_out says so; *new_id says a
+ * new cluster id is needed. */
+static int check_recover(struct ldg_cluster *c, bool *recover_out, bool *new_id,
+                         struct ldg_err *err)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+    const struct raft_server *self = NULL;
+    for (unsigned i = 0; i < conf->n; i++)
+        if (conf->servers[i].id == c->opts.node_id)
+            self = &conf->servers[i];
+    *recover_out = false;
+    *new_id = false;
+    bool sole_voter = conf->n == 1 && self != NULL && self->role == RAFT_VOTER;
+    if (sole_voter) {
+        if (strcmp(self->address, c->address) != 0) {
+            LDG_LOG(LDG_LOG_WARN, "raft",
+                    "this node is the sole voter and its address changed from %s to %s: "
+                    "rewriting its membership entry",
+                    self->address, c->address);
+            *recover_out = true;
+        }
+        return 0;
+    }
+    if (!c->opts.single)
+        return 0;
+    if ((self == NULL || self->role != RAFT_VOTER) && !c->opts.force)
+        return ldg_err_set(err, LDG_EPRECOND,
+                           "--single refused: this node was not a voter in its last "
+                           "configuration (%s), so its log may miss committed entries; pick "
+                           "a voter (compare --inspect output) or add --force to accept that",
+                           self == NULL ? "not a member" : raft_role_name(self->role));
+    *recover_out = true;
+    *new_id = true;
+    return 0;
+}
+
 int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
                       bool bootstrap_single, struct ldg_listener *listener,
                       struct ldg_cluster **out, struct ldg_err *err)
@@ -290,6 +396,7 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
     c->address = ldg_strdup(opts->address);
     c->opts.data_dir = c->data_dir;
     c->opts.address = c->address;
+    c->opts.join_cluster_id = NULL;
     c->opts.cluster_secret =
         opts->cluster_secret ? ldg_memdup(opts->cluster_secret, opts->cluster_secret_len) : NULL;
     if (c->opts.batch_size == 0)
@@ -304,6 +411,10 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
         c->opts.election_timeout_ms = DEFAULT_ELECTION_MS;
     if (c->opts.heartbeat_ms == 0)
         c->opts.heartbeat_ms = DEFAULT_HEARTBEAT_MS;
+    if (c->opts.max_voters == 0)
+        c->opts.max_voters = 3;
+    if (c->opts.max_voters > 5)
+        c->opts.max_voters = 5;
     ldg_buf_init(&c->scratch);
     atomic_init(&c->snap_busy, false);
 
@@ -321,41 +432,17 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
     bool has_log = file_exists(c->raft_dir, "metadata1") || file_exists(c->raft_dir, "metadata2");
     bool bootstrap = bootstrap_single && !has_log;
     rv = bootstrap ? make_identities(c, err) : load_identities(c, err);
+    if (rv == 0 && !has_log && !bootstrap && opts->join_cluster_id != NULL) {
+        /* SPEC §3.1: persisted before any Raft traffic is accepted. */
+        memcpy(c->cluster_id, opts->join_cluster_id, sizeof c->cluster_id);
+        rv = save_cluster_id(c, err);
+    }
     if (rv != 0)
         goto err_free;
 
-    struct ldg_transport_opts topts = {
-        .secret = c->opts.cluster_secret,
-        .secret_len = c->opts.cluster_secret_len,
-    };
-    memcpy(topts.cluster_id, c->cluster_id, sizeof topts.cluster_id);
-    ldg_transport_init(&c->transport, loop, listener, &topts);
-    rv = raft_uv_init(&c->io, loop, c->raft_dir, &c->transport);
-    if (rv != 0) {
-        ldg_err_set(err, from_raft(rv), "raft storage %s: %s", c->raft_dir, c->io.errmsg);
-        ldg_transport_free(&c->transport);
+    rv = raft_open(c, listener, err);
+    if (rv != 0)
         goto err_free;
-    }
-    /* libraft 0.15's raft_uv_init fills async_work (a version 2 field) but
-     * leaves version at 1, and raft_init then refuses fsm->snapshot_async
-     * (returns -1, "async snapshot requires io->version > 1 ..."): declare
-     * the version the struct really has. Shown by test_libraft_bugs.c. */
-    if (c->io.async_work != NULL && c->io.version < 2)
-        c->io.version = 2;
-    ldg_cluster_fsm_init(c);
-    rv = raft_init(&c->raft, &c->io, &c->fsm, opts->node_id, c->address);
-    if (rv != 0) {
-        ldg_err_set(err, from_raft(rv), "raft init: %s", raft_errmsg(&c->raft));
-        raft_uv_close(&c->io);
-        ldg_transport_free(&c->transport);
-        goto err_free;
-    }
-    c->raft.data = c;
-    raft_set_election_timeout(&c->raft, c->opts.election_timeout_ms);
-    raft_set_heartbeat_timeout(&c->raft, c->opts.heartbeat_ms);
-    raft_set_pre_vote(&c->raft, true);
-    raft_set_snapshot_threshold(&c->raft, c->opts.snapshot_threshold);
-    raft_set_snapshot_trailing(&c->raft, c->opts.snapshot_trailing);
     ldg_batcher_init(c);
 
     if (bootstrap) {
@@ -366,35 +453,89 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
             rv = raft_bootstrap(&c->raft, &conf);
         raft_configuration_close(&conf);
         if (rv != 0) {
-            ldg_err_set(err, from_raft(rv), "raft bootstrap: %s", raft_errmsg(&c->raft));
+            ldg_err_set(err, ldg_cluster_from_raft(rv), "raft bootstrap: %s",
+                        raft_errmsg(&c->raft));
+            rv = ldg_cluster_from_raft(rv);
             goto err_raft;
         }
         char uuid[37];
-        uuid_format(c->cluster_id, uuid);
+        ldg_cluster_id_format(c->cluster_id, uuid);
         LDG_LOG(LDG_LOG_INFO, "raft",
                 "bootstrapped a new one-node cluster cluster_id=%s log_id=%016" PRIx64, uuid,
                 c->log_id);
     }
     rv = raft_start(&c->raft);
     if (rv != 0) {
-        ldg_err_set(err, from_raft(rv), "raft start: %s", raft_errmsg(&c->raft));
+        ldg_err_set(err, ldg_cluster_from_raft(rv), "raft start: %s", raft_errmsg(&c->raft));
+        rv = ldg_cluster_from_raft(rv);
         goto err_raft;
     }
-    LDG_LOG(LDG_LOG_INFO, "raft",
-            "raft started node_id=%" PRIu64 " address=%s last_index=%llu applied=%llu",
-            opts->node_id, c->address, (unsigned long long)raft_last_index(&c->raft),
-            (unsigned long long)raft_last_applied(&c->raft));
+    if (has_log) {
+        bool recover = false, new_id = false;
+        rv = check_recover(c, &recover, &new_id, err);
+        if (rv != 0)
+            goto err_raft;
+        if (recover) {
+            char old_uuid[37];
+            ldg_cluster_id_format(c->cluster_id, old_uuid);
+            unsigned long long last = (unsigned long long)raft_last_index(&c->raft);
+            unsigned long long term = (unsigned long long)c->raft.current_term;
+            raft_close_sync(c);
+            if (new_id) {
+                rv = new_cluster_id(c, err);
+                if (rv != 0)
+                    goto err_timers;
+                char uuid[37];
+                ldg_cluster_id_format(c->cluster_id, uuid);
+                LDG_LOG(LDG_LOG_WARN, "raft",
+                        "FORCING A NEW ONE-NODE CLUSTER from this node's data (--single on a "
+                        "multi-node member): old cluster_id=%s last_index=%llu term=%llu -> new "
+                        "cluster_id=%s; every entry of the local log becomes committed; nodes "
+                        "of the old cluster are refused by this one and must not be restarted "
+                        "with their old data (runbook: split-brain warning)",
+                        old_uuid, last, term, uuid);
+            }
+            rv = raft_open(c, listener, err);
+            if (rv != 0)
+                goto err_timers;
+            struct raft_configuration conf;
+            raft_configuration_init(&conf);
+            rv = raft_configuration_add(&conf, opts->node_id, c->address, RAFT_VOTER);
+            if (rv == 0)
+                rv = raft_recover(&c->raft, &conf);
+            raft_configuration_close(&conf);
+            if (rv == 0)
+                rv = raft_start(&c->raft);
+            if (rv != 0) {
+                ldg_err_set(err, ldg_cluster_from_raft(rv), "raft recover: %s",
+                            raft_errmsg(&c->raft));
+                rv = ldg_cluster_from_raft(rv);
+                goto err_raft;
+            }
+        }
+    }
+    ldg_membership_init(c);
+    {
+        char uuid[37];
+        ldg_cluster_id_format(c->cluster_id, uuid);
+        LDG_LOG(LDG_LOG_INFO, "raft",
+                "raft started node_id=%" PRIu64 " address=%s cluster_id=%s last_index=%llu "
+                "applied=%llu members=%u",
+                opts->node_id, c->address, uuid, (unsigned long long)raft_last_index(&c->raft),
+                (unsigned long long)raft_last_applied(&c->raft), c->raft.configuration.n);
+    }
     *out = c;
     return 0;
 
 err_raft:
     /* raft_close is asynchronous: run the loop until it is done so that
      * nothing of ours is left on it. */
-    raft_close(&c->raft, start_fail_raft_closed_cb);
+    raft_close_sync(c);
+err_timers:
     c->closing_handles += 2;
     uv_close((uv_handle_t *)&c->batch_timer, start_fail_timer_closed_cb);
     uv_close((uv_handle_t *)&c->deliver_timer, start_fail_timer_closed_cb);
-    while (!c->raft_closed || c->closing_handles > 0)
+    while (c->closing_handles > 0)
         uv_run(loop, UV_RUN_ONCE);
 err_free:
     cluster_free(c);
@@ -459,6 +600,7 @@ void ldg_cluster_stop(struct ldg_cluster *c, ldg_cluster_close_cb cb, void *arg)
     c->close_arg = arg;
     ldg_batcher_cancel_all(c, LDG_ECANCELED);
     barrier_cancel_all(c);
+    ldg_membership_stop(c);
     c->closing_handles += 2;
     uv_close((uv_handle_t *)&c->batch_timer, stop_timer_closed_cb);
     uv_close((uv_handle_t *)&c->deliver_timer, stop_timer_closed_cb);
@@ -542,7 +684,7 @@ static void barrier_done_cb(struct raft_barrier *req, int status)
     if (c->stopping)
         st = LDG_ECANCELED;
     else if (status != 0)
-        st = from_raft(status) == LDG_ECANCELED ? LDG_ECANCELED : LDG_ENOTLEADER;
+        st = ldg_cluster_from_raft(status) == LDG_ECANCELED ? LDG_ECANCELED : LDG_ENOTLEADER;
     struct barrier_waiter *w = g->waiters;
     while (w != NULL) {
         struct barrier_waiter *next = w->next;
@@ -685,6 +827,11 @@ void ldg_cluster_get_status(struct ldg_cluster *c, struct ldg_cluster_status *ou
     }
     out->log_id = c->log_id;
     memcpy(out->cluster_id, c->cluster_id, sizeof out->cluster_id);
+    out->members = r->configuration.n;
+    for (unsigned i = 0; i < r->configuration.n; i++)
+        if (r->configuration.servers[i].id == c->opts.node_id)
+            out->is_member = !c->removed;
+    out->elections = c->elections;
 }
 
 /* ---- inspection ---- */

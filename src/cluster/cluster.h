@@ -46,6 +46,16 @@ struct ldg_cluster_opts {
     unsigned snapshot_trailing;  /* log entries kept behind a snapshot; 0 = 2048 */
     const uint8_t *cluster_secret; /* peer preamble HMAC key (copied); NULL = none */
     size_t cluster_secret_len;
+    /* Additions (clustering branch): */
+    const uint8_t *join_cluster_id; /* 16 bytes: a data dir without a Raft log joins
+                                       this cluster: DATA/cluster_id is written (fsync)
+                                       before Raft starts; the node waits to be added */
+    bool single;                  /* --single on a data dir that already holds a log:
+                                     a multi-node configuration is replaced by this node
+                                     alone (raft_recover) under a NEW cluster id */
+    bool force;                   /* with single: allowed even if this node was not a voter */
+    unsigned max_voters;          /* leader auto-promotes caught-up standbys while the
+                                     cluster has fewer voters; 0 = 3; capped at 5 */
 };
 /* Defaults applied by ldg_cluster_start for zero fields: batch_size 100,
  * batch_delay_s 0 (flush on the next loop turn; a negative value is 0),
@@ -57,7 +67,12 @@ struct ldg_cluster_opts {
  * node with no configuration, which waits to be added (no vote). */
 
 /* Open the store, the Raft log and start Raft; with |bootstrap_single| a
- * fresh data dir is bootstrapped as a one-node cluster. Peer Raft
+ * fresh data dir is bootstrapped as a one-node cluster. With opts->single on
+ * a data dir whose last configuration has other members, the configuration
+ * is forced to this node alone at opts->address (raft_recover: every entry
+ * of the local log is kept and becomes committed) and a new cluster id is
+ * written; refused with LDG_EPRECOND when this node was not a voter unless
+ * opts->force. A one-node configuration is a plain restart. Peer Raft
  * connections arrive through |listener| (the shared port). Returns 0 or an
  * LDG_E* code with |err| set; on failure nothing is left running. */
 int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
@@ -122,6 +137,10 @@ void ldg_cluster_unwatch(struct ldg_cluster *c, struct ldg_cluster_watch *w);
 
 /* ---- status ---- */
 
+/* UUID text of a cluster id (36 chars + NUL) and back (LDG_EINVAL). */
+void ldg_cluster_id_format(const uint8_t id[16], char out[37]);
+int ldg_cluster_id_parse(const char *s, uint8_t id[16]);
+
 struct ldg_cluster_status {
     bool is_leader;
     uint64_t leader_id;         /* 0 when unknown */
@@ -136,8 +155,57 @@ struct ldg_cluster_status {
     int role;                   /* 0 unavailable, 1 follower, 2 candidate, 3 leader */
     uint64_t log_id;            /* this node's Raft log id (0 = not known yet) */
     uint8_t cluster_id[16];
+    /* Additions (clustering branch): */
+    bool is_member;             /* this node is in its current configuration */
+    unsigned members;           /* servers in the configuration (any role) */
+    uint64_t elections;         /* leader changes seen by this node */
 };
 void ldg_cluster_get_status(struct ldg_cluster *c, struct ldg_cluster_status *out);
+
+/* ---- membership (membership.c) ---- */
+
+enum ldg_member_role {
+    LDG_MEMBER_VOTER = 1,
+    LDG_MEMBER_STANDBY = 2, /* replicates, does not vote (shown as LEARNER) */
+    LDG_MEMBER_SPARE = 3,   /* just added, not replicating yet (shown as LEARNER) */
+};
+
+struct ldg_cluster_member {
+    uint64_t id;
+    char address[128];
+    enum ldg_member_role role;
+    bool is_leader;
+    bool reachable;       /* leader: heard from it within an election timeout;
+                             follower: true for itself and the leader it follows */
+    uint64_t match_index; /* leader only (0 elsewhere); the leader's own = last index */
+};
+
+/* Current configuration as this node knows it; |*out| is ldg_malloc'd
+ * (caller frees), |*n| its length. */
+void ldg_cluster_members(struct ldg_cluster *c, struct ldg_cluster_member **out, size_t *n);
+
+/* Result of a membership change; |msg| is a human explanation (borrowed). */
+typedef void (*ldg_cluster_change_cb)(void *arg, int status, const char *msg);
+
+/* Leader only: add node |id| at |address| (libraft SPARE; then the leader
+ * makes it STANDBY and, once caught up, VOTER while voters < max_voters).
+ * |cb| fires when the addition is committed (0; also when it was already a
+ * member at that address) or failed. Changes are queued and run one at a
+ * time. Returns 0, LDG_ENOTLEADER, LDG_EEXIST (member at another address:
+ * it must leave first), LDG_EINVAL (bad id/address), LDG_ECANCELED. */
+int ldg_cluster_join(struct ldg_cluster *c, uint64_t id, const char *address,
+                     ldg_cluster_change_cb cb, void *arg);
+
+/* Leader only: remove node |id| (which may be down). Removing the leader
+ * itself first transfers leadership; |cb| then gets LDG_ENOTLEADER and the
+ * caller asks the new leader. Returns 0, LDG_ENOTLEADER, LDG_ENOTFOUND (not
+ * a member), LDG_EPRECOND (it is the last voter), LDG_ECANCELED. */
+int ldg_cluster_leave(struct ldg_cluster *c, uint64_t id, ldg_cluster_change_cb cb, void *arg);
+
+/* The node layer learned from a peer that the cluster's current membership
+ * no longer includes this node: log it once and report is_member false from
+ * now on (requests needing the leader are then refused). */
+void ldg_cluster_mark_removed(struct ldg_cluster *c);
 
 /* ---- inspection (--inspect) ---- */
 

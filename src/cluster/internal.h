@@ -68,6 +68,17 @@ struct ldg_cluster_watch {
     void *arg;
 };
 
+/* A queued membership change (membership.c). */
+enum mchange_kind { MCHANGE_ADD = 1, MCHANGE_REMOVE = 2 };
+struct mchange {
+    struct mchange *next;
+    enum mchange_kind kind;
+    uint64_t id;
+    char address[128];
+    ldg_cluster_change_cb cb;
+    void *arg;
+};
+
 struct ldg_cluster {
     uv_loop_t *loop;
     struct ldg_cluster_opts opts;  /* strings below are owned copies */
@@ -108,6 +119,20 @@ struct ldg_cluster {
 
     struct ldg_cluster_watch *watches;
 
+    /* membership (membership.c) */
+    uv_timer_t member_timer;       /* reconciler tick, every node */
+    bool member_timer_init;
+    struct mchange *mq_head, *mq_tail; /* queued changes (leader) */
+    struct raft_change change_req; /* the one change in flight */
+    bool change_busy;
+    struct mchange *change_cur;    /* its queued request, NULL for automatic ones */
+    struct raft_transfer *leave_transfer; /* leader leaving: transfer in flight */
+    struct mchange *leave_waiters; /* told LDG_ENOTLEADER when it completes */
+    uint64_t last_leader_seen;
+    uint64_t elections;
+    bool was_member;
+    bool removed;                  /* a peer says we were removed */
+
     /* stop */
     bool stopping;
     int closing_handles;
@@ -141,6 +166,12 @@ void ldg_batcher_free_leftovers(struct ldg_cluster *c);
 int ldg_cluster_frame(const uint8_t *p, size_t n, struct raft_buffer *out);
 /* The encoding inside a frame; LDG_ECORRUPT for a bad frame. */
 int ldg_cluster_unframe(const void *p, size_t n, size_t *entry_len);
+
+/* membership.c */
+void ldg_membership_init(struct ldg_cluster *c);     /* starts the tick timer */
+void ldg_membership_stop(struct ldg_cluster *c);     /* fails queued changes, closes timer
+                                                        (counts in closing_handles) */
+int ldg_cluster_from_raft(int rv);
 
 /* fsm.c */
 void ldg_cluster_fsm_init(struct ldg_cluster *c);

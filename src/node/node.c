@@ -55,6 +55,14 @@ static int arm_signal(struct ldg_node *node, uv_signal_t *sig, int signum, struc
     return 0;
 }
 
+static void boot_fail_cb(void *arg, const char *msg)
+{
+    struct ldg_node *node = arg;
+    LDG_LOG(LDG_LOG_ERROR, "node", "startup failed: %s", msg);
+    node->exit_status = 1;
+    ldg_node_stop(node);
+}
+
 int ldg_node_start(struct ldg_node *node, uv_loop_t *loop, const struct ldg_config *cfg,
                    struct ldg_err *err)
 {
@@ -90,6 +98,13 @@ int ldg_node_start(struct ldg_node *node, uv_loop_t *loop, const struct ldg_conf
         return rv;
     }
     node->serving = true;
+    rv = ldg_bootstrap_start(&node->boot, loop, cfg, &node->serve, node->datadir.node_id,
+                             node->datadir.path, boot_fail_cb, node, err);
+    if (rv != 0) {
+        ldg_node_stop(node);
+        uv_run(loop, UV_RUN_DEFAULT);
+        return rv;
+    }
     node->started = true;
     LDG_LOG(LDG_LOG_INFO, "node",
             "starting version=%s node_id=%" PRIu64 " mode=%s cluster_size=%u listen=%s "
@@ -112,6 +127,7 @@ void ldg_node_stop(struct ldg_node *node)
     if (node->stopping)
         return;
     node->stopping = true;
+    ldg_bootstrap_stop(&node->boot);
     if (node->serving) {
         node->serving = false;
         ldg_serve_stop(&node->serve, NULL, NULL);
@@ -122,6 +138,7 @@ void ldg_node_stop(struct ldg_node *node)
 
 void ldg_node_close(struct ldg_node *node)
 {
+    ldg_bootstrap_free(&node->boot);
     if (node->datadir.path != NULL) {
         bool ephemeral = node->datadir.ephemeral;
         ldg_datadir_close(&node->datadir);

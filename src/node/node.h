@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "node/bootstrap.h"
 #include "node/config.h"
 #include "node/datadir.h"
 #include "node/serve.h"
@@ -33,6 +34,8 @@ struct ldg_node {
     int stop_signal;                /* signal that asked for the stop, 0 if none */
     struct ldg_serve serve;         /* gRPC + metrics endpoints */
     bool serving;                   /* serve was started and not yet stopped */
+    struct ldg_bootstrap boot;      /* bootstrap / join (clustering) */
+    int exit_status;                /* 1 after a runtime failure (bootstrap gave up) */
 };
 
 /* Apply cfg's log level and format (auto: text when stderr is a TTY, else

@@ -12,6 +12,7 @@
 #include "net/listener.h"
 #include "net/metrics_http.h"
 #include "net/reflection.h"
+#include "rpc/forward.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/metrics.h"
@@ -63,7 +64,9 @@ void ldg_serve_node_status(void *arg, struct ldg_node_status *out)
         return;
     struct ldg_cluster_status st;
     ldg_cluster_get_status(s->rpc.cluster, &st);
-    out->is_member = st.is_voter;
+    out->is_member = st.is_member;
+    /* A follower far behind its commit index (catching up) lags the leader. */
+    out->lagging = !st.is_leader && st.commit_index > st.applied_index + 1000;
     out->has_leader = st.leader_id != 0;
     /* A leader that is still leader has had a majority within an election
      * timeout (libraft steps down otherwise); a follower trusts its leader. */
@@ -138,6 +141,7 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
     s->rpc.node_status = ldg_serve_node_status;
     s->rpc.node_status_arg = s;
     s->rpc.cfg = cfg;
+    s->rpc.node_id = node_id;
     s->rpc.loop = loop;
 
     if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->tls_ca != NULL)
@@ -195,23 +199,7 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
         goto err_metrics;
     }
 
-    if (cfg->mode == LDG_MODE_SINGLE) {
-        struct ldg_cluster_opts copts = {
-            .data_dir = data_path,
-            .node_id = node_id,
-            .address = cfg->advertise,
-            .batch_size = cfg->batch_size,
-            .batch_delay_s = cfg->batch_delay_s,
-            .snapshot_threshold = (unsigned)cfg->snapshot_threshold,
-        };
-        rv = ldg_cluster_start(loop, &copts, true, s->listener, &s->rpc.cluster, err);
-        if (rv != 0) {
-            ldg_err_wrap(err, "start the replicated ledger");
-            goto err_listener;
-        }
-        ldg_ttl_start(&s->ttl, loop, s->rpc.cluster, LDG_TTL_DEFAULT_INTERVAL_MS);
-        s->ttl_started = true;
-    }
+    s->rpc.pool = ldg_rpc_pool_new(loop);
 
     uv_timer_init(loop, &s->probe_timer);
     uv_timer_start(&s->probe_timer, probe_timer_cb, PROBE_INTERVAL_MS, PROBE_INTERVAL_MS);
@@ -219,9 +207,6 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
             ldg_listener_port(s->listener), s->metrics ? cfg->metrics : "off");
     return 0;
 
-err_listener:
-    ldg_listener_close(s->listener, NULL, NULL);
-    s->listener = NULL;
 err_metrics:
     ldg_metrics_http_close(s->metrics, NULL, NULL);
     s->metrics = NULL;
@@ -237,6 +222,11 @@ err_grpc:
 
 static void serve_maybe_done(struct ldg_serve *s);
 
+static void closed_cb_fwd(void *arg)
+{
+    serve_maybe_done(arg);
+}
+
 static void cluster_stopped_cb(void *arg)
 {
     struct ldg_serve *s = arg;
@@ -248,7 +238,15 @@ static void serve_maybe_done(struct ldg_serve *s)
 {
     if (--s->pending_closes > 0)
         return;
-    /* gRPC is closed and in-flight calls are done: now the cluster. */
+    /* gRPC is closed and in-flight calls are done: now the peer clients,
+     * then the cluster. */
+    if (s->rpc.pool != NULL) {
+        struct ldg_rpc_pool *p = s->rpc.pool;
+        s->rpc.pool = NULL;
+        s->pending_closes++;
+        ldg_rpc_pool_close(p, closed_cb_fwd, s);
+        return;
+    }
     if (s->rpc.cluster != NULL) {
         s->pending_closes++;
         ldg_cluster_stop(s->rpc.cluster, cluster_stopped_cb, s);

@@ -35,6 +35,11 @@ int ldg_rpc_node_health(const struct ldg_node_status *st, char *msg, size_t msg_
         snprintf(msg, msg_size, "leader has no quorum: writes unavailable");
         return LEDGER__V1__HEALTH_STATUS__HEALTH_STATUS_DEGRADED;
     }
+    if (st->lagging) {
+        snprintf(msg, msg_size, "node lags the leader (applied %llu of %llu committed)",
+                 (unsigned long long)st->applied_index, (unsigned long long)st->commit_index);
+        return LEDGER__V1__HEALTH_STATUS__HEALTH_STATUS_DEGRADED;
+    }
     snprintf(msg, msg_size, "node is healthy");
     return LEDGER__V1__HEALTH_STATUS__HEALTH_STATUS_HEALTHY;
 }

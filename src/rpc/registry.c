@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 
 #include "ledger/v1/ledger.pb-c.h"
+#include "rpc/forward.h"
 #include "rpc/rpc.h"
 #include "util/mem.h"
 
@@ -26,9 +27,25 @@ static const ProtobufCServiceDescriptor *const services[] = {
 
 static const struct ldg_rpc_impl *const impl_tables[] = {
     ldg_rpc_health_impls,
+    ldg_rpc_admin_cluster_impls,
+    ldg_rpc_discovery_impls,
     ldg_rpc_read_impls,
     ldg_rpc_write_impls,
     ldg_rpc_admin_impls,
+};
+
+/* Methods that always run on the leader (SPEC §4: writes and linearizable
+ * reads sent to a follower are forwarded). */
+static const char *const leader_only[] = {
+    "ledger.v1.WriteService/Write",
+    "ledger.v1.WriteService/BatchWrite",
+    "ledger.v1.AdminService/CreateOrganization",
+    "ledger.v1.AdminService/DeleteOrganization",
+    "ledger.v1.AdminService/CreateVault",
+    "ledger.v1.AdminService/DeleteVault",
+    "ledger.v1.AdminService/ForceGc",
+    "ledger.v1.AdminService/JoinCluster",
+    "ledger.v1.AdminService/LeaveCluster",
 };
 
 /* Streaming methods: protobuf-c descriptors do not carry the streaming flag. */
@@ -43,6 +60,23 @@ static const struct ldg_rpc_impl *find_impl(const char *service, const char *met
             if (strcmp(i->service, service) == 0 && strcmp(i->method, method) == 0)
                 return i;
     return NULL;
+}
+
+int ldg_rpc_needs_leader(const char *service, const char *method, const ProtobufCMessage *req)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", service, method);
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(leader_only); i++)
+        if (strcmp(leader_only[i], path) == 0)
+            return 1;
+    if (req == NULL)
+        return 0;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(req->descriptor, "consistency");
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_ENUM || f->label == PROTOBUF_C_LABEL_REPEATED)
+        return 0;
+    int v = *(const int *)((const char *)req + f->offset);
+    return v == LEDGER__V1__READ_CONSISTENCY__READ_CONSISTENCY_LINEARIZABLE;
 }
 
 static enum ldg_grpc_kind kind_of(const char *service, const char *method)
@@ -79,6 +113,12 @@ static void dispatch(struct ldg_grpc_call *call, const ProtobufCMessage *req, vo
                                "matching --admin-token-file");
         return;
     }
+    /* Calls that must run on the leader are forwarded from a follower (raw
+     * bytes over one pooled HTTP/2 connection per leader address). */
+    const struct ldg_grpc_method *m = ldg_grpc_call_method(call);
+    if (m->kind == LDG_GRPC_UNARY && ldg_rpc_needs_leader(m->service, m->method, req) &&
+        ldg_rpc_route_to_leader(r->ctx, call))
+        return;
     r->handler(call, req, r->ctx);
 }
 

@@ -25,12 +25,14 @@ struct ldg_node_status {
     uint64_t term;
     uint64_t applied_index;
     uint64_t commit_index;
+    int lagging;          /* far behind the leader (catching up) */
 };
 
 typedef void (*ldg_node_status_fn)(void *arg, struct ldg_node_status *out);
 
 struct ldg_cluster;
 struct ldg_config;
+struct ldg_rpc_pool;
 struct uv_loop_s;
 
 struct ldg_rpc_route;
@@ -45,6 +47,9 @@ struct ldg_rpc_ctx {
     char *admin_token;                /* owned; NULL: AdminService unrestricted */
     struct ldg_rpc_route **routes;    /* owned: one per implemented method */
     size_t nroutes;
+    /* Additions (clustering branch): */
+    uint64_t node_id;                 /* this node (0 in tests that do not care) */
+    struct ldg_rpc_pool *pool;        /* peer clients for forwarding; NULL: none */
 };
 
 /* Free what ldg_rpc_register_all and the node put in |ctx| (routes, token). */
@@ -69,6 +74,15 @@ int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *c
 
 /* Implemented methods of each service file (NULL-terminated by service == NULL). */
 extern const struct ldg_rpc_impl ldg_rpc_health_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_admin_cluster_impls[]; /* Join/Leave/GetClusterInfo/GetNodeInfo */
+extern const struct ldg_rpc_impl ldg_rpc_discovery_impls[];     /* SystemDiscoveryService */
+
+/* Methods that run on the leader only (the registry forwards them from a
+ * follower): writes, organization/vault create/delete, ForceGc, membership
+ * changes, and any method whose request has a `consistency` field set to
+ * LINEARIZABLE (forwarded whole; the leader's handler runs the barrier).
+ * Returns non-zero when |req| of |service|/|method| must run on the leader. */
+int ldg_rpc_needs_leader(const char *service, const char *method, const ProtobufCMessage *req);
 extern const struct ldg_rpc_impl ldg_rpc_read_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_write_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_admin_impls[];

@@ -5,6 +5,16 @@ Fixtures
                   start=True, bin=None) -> LedgerNode; every node it made is
                   stopped at teardown (SIGTERM, SIGKILL after 10 s).
   ledger          one started single-node server (ledger_factory()).
+  cluster_factory factory: cluster_factory(n, env=None, extra_args=(), peers="env"|"flag"|
+                  "json", start=True) -> LedgerCluster of n nodes in coordinated
+                  bootstrap mode (CLUSTER=n, PEERS = every node's address), each
+                  with its own port pair; stopped at teardown.
+
+LedgerCluster
+  .nodes, .peers (comma list), .start(), .wait_formed(voters=n)
+  .add_node(mode_args, env) -> a new LedgerNode sharing the PEERS list (not started)
+  .info(node) / .node_info(node) (GetClusterInfo / GetNodeInfo dicts)
+  .leader(timeout) -> the node every live node agrees is leader
 
 LedgerNode
   .addr / .metrics_addr   "127.0.0.1:<port>" (free ports picked per node)
@@ -112,7 +122,8 @@ class LedgerStartError(Exception):
 
 
 class LedgerNode:
-    def __init__(self, workdir, name="node0", extra_args=(), env=None, bin=None):
+    def __init__(self, workdir, name="node0", extra_args=(), env=None, bin=None,
+                 mode_args=("--single",)):
         self.name = name
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
@@ -124,6 +135,7 @@ class LedgerNode:
         self.addr = "127.0.0.1:%d" % self.port
         self.metrics_addr = "127.0.0.1:%d" % self.metrics_port
         self.extra_args = list(extra_args)
+        self.mode_args = list(mode_args)
         self.env = dict(os.environ)
         if env:
             self.env.update(env)
@@ -132,7 +144,7 @@ class LedgerNode:
 
     # --- process control --------------------------------------------------
     def argv(self):
-        return [self.bin, "--single", "--data", self.data_dir, "--listen", self.addr,
+        return [self.bin, *self.mode_args, "--data", self.data_dir, "--listen", self.addr,
                 "--metrics", self.metrics_addr, "--log-format", "text", *self.extra_args]
 
     def start(self, wait=True):
@@ -289,9 +301,10 @@ def ledger_factory(request, tmp_path):
     nodes = []
     request.node._ledger_nodes = nodes
 
-    def make(name=None, extra_args=(), env=None, start=True, bin=None):
+    def make(name=None, extra_args=(), env=None, start=True, bin=None, mode_args=("--single",)):
         name = name or "node%d" % len(nodes)
-        node = LedgerNode(tmp_path / name, name=name, extra_args=extra_args, env=env, bin=bin)
+        node = LedgerNode(tmp_path / name, name=name, extra_args=extra_args, env=env, bin=bin,
+                          mode_args=mode_args)
         nodes.append(node)
         if start:
             node.start()
@@ -315,6 +328,117 @@ def ledger_factory(request, tmp_path):
 @pytest.fixture
 def ledger(ledger_factory):
     return ledger_factory()
+
+
+class LedgerCluster:
+    """n nodes started in coordinated bootstrap mode on 127.0.0.1."""
+
+    def __init__(self, make, n, env=None, extra_args=(), peers="env", workdir=None):
+        self.make = make
+        self.n = n
+        self.nodes = [make(name="n%d" % i, start=False, mode_args=(), extra_args=extra_args)
+                      for i in range(n)]
+        self.peers = ",".join(node.addr for node in self.nodes)
+        self.peers_mode = peers
+        self.workdir = workdir
+        base = {"INFERADB__LEDGER__CLUSTER": str(n), "INFERADB__LEDGER__PEERS_POLL": "0.2",
+                "INFERADB__LEDGER__ENV_FILE": ""}
+        if env:
+            base.update(env)
+        self.base_env = base
+        for node in self.nodes:
+            self._configure(node)
+
+    def _configure(self, node, env=None):
+        node.env.update(self.base_env)
+        if env:
+            node.env.update(env)
+        if node.env.get("INFERADB__LEDGER__JOIN") or node.mode_args:
+            node.env.pop("INFERADB__LEDGER__CLUSTER", None)
+        if self.peers_mode == "env":
+            node.env["INFERADB__LEDGER__PEERS"] = self.peers
+        elif self.peers_mode == "flag":
+            node.extra_args += ["--peers", self.peers]
+        else:
+            path = os.path.join(str(self.workdir), "peers.json")
+            with open(path, "w") as fh:
+                json.dump({"peers": [{"addr": a} for a in self.peers.split(",")]}, fh)
+            node.env["INFERADB__LEDGER__PEERS"] = path
+
+    def add_node(self, name, mode_args=(), env=None, extra_args=()):
+        node = self.make(name=name, start=False, mode_args=mode_args, extra_args=extra_args)
+        self._configure(node, env)
+        return node
+
+    def start(self):
+        for node in self.nodes:
+            node.start(wait=False)
+        for node in self.nodes:
+            node.wait_ready(timeout=30)
+        return self
+
+    def live(self):
+        return [n for n in self.nodes if n.running()]
+
+    @staticmethod
+    def info(node, timeout=10):
+        return node.call("ledger.v1.AdminService/GetClusterInfo", {}, timeout=timeout)
+
+    @staticmethod
+    def node_info(node, timeout=10):
+        return node.call("ledger.v1.AdminService/GetNodeInfo", {}, timeout=timeout)
+
+    def leader(self, timeout=15, nodes=None):
+        """The node all live nodes agree is the leader (waits)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            live = nodes or self.live()
+            try:
+                ids = {self.node_info(n).get("leaderId", {}).get("id") for n in live}
+                if len(ids) == 1 and None not in ids:
+                    lid = ids.pop()
+                    for n in live:
+                        if self.node_info(n)["nodeId"]["id"] == lid:
+                            return n
+                last = ids
+            except AssertionError as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise AssertionError("no agreed leader after %.0f s: %s" % (timeout, last))
+
+    def wait_formed(self, voters=None, timeout=30, nodes=None):
+        """Wait until every live node reports the same cluster id, leader and
+        `voters` voters; returns GetClusterInfo of the first node."""
+        voters = voters or self.n
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            infos = [self.info(n) for n in (nodes or self.live())]
+            shapes = {(i.get("clusterId"), i.get("leaderId", {}).get("id"),
+                       tuple(sorted((m["nodeId"]["id"], m.get("role")) for m in
+                                    i.get("members", []))))
+                      for i in infos}
+            nv = [sum(1 for m in i.get("members", []) if m.get("role") == "NODE_ROLE_VOTER")
+                  for i in infos]
+            if len(shapes) == 1 and all(v == voters for v in nv) and \
+                    infos[0].get("leaderId"):
+                return infos[0]
+            last = shapes
+            time.sleep(0.2)
+        raise AssertionError("cluster not formed after %.0f s: %s" % (timeout, last))
+
+
+@pytest.fixture
+def cluster_factory(ledger_factory, tmp_path):
+    def make(n=3, env=None, extra_args=(), peers="env", start=True):
+        cl = LedgerCluster(ledger_factory, n, env=env, extra_args=extra_args, peers=peers,
+                           workdir=tmp_path)
+        if start:
+            cl.start()
+        return cl
+
+    return make
 
 
 @pytest.hookimpl(hookwrapper=True)
