@@ -3,7 +3,7 @@
 #   make          build build/inferadb-ledger
 #   make run      deps + build + single-node server on 127.0.0.1:50051, data in ./data
 #   make test     deps + build + every test suite
-#   make asan     unit tests under ASan+UBSan
+#   make asan     unit tests and an integration subset under ASan+UBSan
 #   make install  install binaries (PREFIX, default /usr/local)
 #   make bench    build + bench/run.sh (loadgen workloads, stateroot); see bench/RESULTS.md
 PREFIX ?= /usr/local
@@ -12,6 +12,10 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON ?= /usr/bin/python3
 PYTEST_ARGS ?=
+# The integration subset also run against the ASan+UBSan server binary.
+ASAN_PYTESTS ?= tests/integration/test_write_read.py tests/integration/test_errors.py \
+	tests/integration/test_watch.py tests/integration/test_admin.py \
+	tests/integration/test_ttl.py tests/integration/test_snapshot_restart.py
 
 .PHONY: all deps build run test unit integration asan install clean bench
 
@@ -48,6 +52,9 @@ asan:
 	@$(MAKE) --no-print-directory -C $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+	LEDGER_SANITIZED=1 LEDGER_BIN=$(CURDIR)/$(ASAN_BUILD)/inferadb-ledger \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(PYTHON) -m pytest -q -ra -p no:cacheprovider $(ASAN_PYTESTS)
 
 bench: build
 	BUILD=$(BUILD) sh bench/run.sh
