@@ -650,16 +650,25 @@ int ldg_grpc_client_call_raw(struct ldg_grpc_client *cl, const char *path, const
                                        arg);
 }
 
-int ldg_grpc_client_call(struct ldg_grpc_client *cl, const char *path,
-                         const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-                         uint64_t timeout_ms, ldg_grpc_client_cb cb, void *arg)
+int ldg_grpc_client_call_ex(struct ldg_grpc_client *cl, const char *path,
+                            const ProtobufCMessage *req, const char *const *headers,
+                            const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
+                            ldg_grpc_client_cb cb, void *arg)
 {
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = ldg_malloc(len ? len : 1);
     protobuf_c_message_pack(req, buf);
-    int rv = ldg_grpc_client_call_raw(cl, path, buf, len, resp_desc, timeout_ms, cb, arg);
+    int rv = ldg_grpc_client_call_raw_ex(cl, path, buf, len, headers, resp_desc, timeout_ms, cb,
+                                         arg);
     ldg_free(buf);
     return rv;
+}
+
+int ldg_grpc_client_call(struct ldg_grpc_client *cl, const char *path,
+                         const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                         uint64_t timeout_ms, ldg_grpc_client_cb cb, void *arg)
+{
+    return ldg_grpc_client_call_ex(cl, path, req, NULL, resp_desc, timeout_ms, cb, arg);
 }
 
 const char *ldg_grpc_client_result_trailer(const struct ldg_grpc_client_result *res,

@@ -75,6 +75,11 @@ int ldg_grpc_client_call_raw_ex(struct ldg_grpc_client *cl, const char *path, co
                                 size_t req_len, const char *const *headers,
                                 const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
                                 ldg_grpc_client_cb cb, void *arg);
+/* ldg_grpc_client_call with request metadata (same rules as above). */
+int ldg_grpc_client_call_ex(struct ldg_grpc_client *cl, const char *path,
+                            const ProtobufCMessage *req, const char *const *headers,
+                            const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
+                            ldg_grpc_client_cb cb, void *arg);
 
 /* Whether a caller may send request metadata |name|: lower-case token
  * characters [a-z0-9-_.] only, and not a pseudo-header (":path"), not a
