@@ -97,6 +97,11 @@ int ldg_grpc_call_is_cancelled(const struct ldg_grpc_call *c);
 int64_t ldg_grpc_call_remaining_ms(const struct ldg_grpc_call *c);
 /* Value of request header |name| (lower-case, e.g. "authorization"), or NULL. */
 const char *ldg_grpc_call_header(const struct ldg_grpc_call *c, const char *name);
+/* Request header number |i| in arrival order, pseudo-headers, content-type
+ * and grpc-timeout excepted: sets *name and *value (valid until the call
+ * ends) and returns 1; returns 0 when |i| is past the last one. */
+int ldg_grpc_call_header_at(const struct ldg_grpc_call *c, size_t i, const char **name,
+                            const char **value);
 /* "/ledger.v1.ReadService/Read" */
 const char *ldg_grpc_call_path(const struct ldg_grpc_call *c);
 const struct ldg_grpc_method *ldg_grpc_call_method(const struct ldg_grpc_call *c);

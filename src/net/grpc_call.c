@@ -381,6 +381,16 @@ const char *ldg_grpc_call_header(const struct ldg_grpc_call *c, const char *name
     return NULL;
 }
 
+int ldg_grpc_call_header_at(const struct ldg_grpc_call *c, size_t i, const char **name,
+                            const char **value)
+{
+    if (i >= c->nhdrs)
+        return 0;
+    *name = c->hdrs[i].name;
+    *value = c->hdrs[i].value;
+    return 1;
+}
+
 const char *ldg_grpc_call_path(const struct ldg_grpc_call *c)
 {
     return c->path ? c->path : "";

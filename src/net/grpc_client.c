@@ -64,6 +64,8 @@ struct ccall {
     char *grpc_message;
     char **md; /* name, value, ..., NULL */
     size_t nmd;
+    char **hdrs; /* request metadata: name, value, ... (nhdrs entries) */
+    size_t nhdrs;
     ldg_grpc_client_cb cb;
     void *arg;
     int done;
@@ -113,6 +115,9 @@ static void call_timer_close_cb(uv_handle_t *h)
     for (size_t i = 0; i < c->nmd; i++)
         ldg_free(c->md[i]);
     ldg_free(c->md);
+    for (size_t i = 0; i < c->nhdrs; i++)
+        ldg_free(c->hdrs[i]);
+    ldg_free(c->hdrs);
     ldg_free(c);
     cl->live--;
     client_maybe_free(cl);
@@ -225,7 +230,7 @@ static ssize_t call_data_read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, s
 static void call_submit(struct ccall *c, struct cconn *conn)
 {
     char tmo[16];
-    nghttp2_nv nv[8];
+    nghttp2_nv *nv = ldg_malloc((8 + c->nhdrs / 2) * sizeof *nv);
     size_t n = 0;
 #define NV(k, v) nv[n++] = (nghttp2_nv){(uint8_t *)(uintptr_t)(k), (uint8_t *)(uintptr_t)(v), \
                                         strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE}
@@ -240,10 +245,14 @@ static void call_submit(struct ccall *c, struct cconn *conn)
         ldg_grpc_timeout_format((int64_t)c->timeout_ms, tmo, sizeof tmo);
         NV("grpc-timeout", tmo);
     }
+    for (size_t i = 0; i + 1 < c->nhdrs; i += 2)
+        NV(c->hdrs[i], c->hdrs[i + 1]);
 #undef NV
     nghttp2_data_provider prd = {.source.ptr = c, .read_callback = call_data_read_cb};
     c->conn = conn;
+    /* nghttp2 copies the header block; |nv| is ours to free right away. */
     int32_t id = nghttp2_submit_request(conn->s, NULL, nv, n, &prd, c);
+    ldg_free(nv);
     if (id < 0) {
         c->conn = NULL;
         call_complete(c, LDG_GRPC_UNAVAILABLE, nghttp2_strerror(id));
@@ -548,17 +557,66 @@ int ldg_grpc_client_new(uv_loop_t *loop, const char *addr, struct ldg_grpc_clien
     return 0;
 }
 
-int ldg_grpc_client_call_raw(struct ldg_grpc_client *cl, const char *path, const uint8_t *req,
-                             size_t req_len, const ProtobufCMessageDescriptor *resp_desc,
-                             uint64_t timeout_ms, ldg_grpc_client_cb cb, void *arg)
+/* Headers the caller may not set: pseudo-headers, gRPC's reserved "grpc-"
+ * names (grpc-timeout comes from |timeout_ms|), the ones call_submit sends
+ * itself and HTTP/1 connection-specific ones HTTP/2 forbids. */
+static const char *const reserved_headers[] = {
+    "content-type", "te", "user-agent", "content-length", "host", "connection",
+    "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+};
+
+bool ldg_grpc_client_header_allowed(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > LDG_GRPC_CLIENT_MAX_HEADER_NAME || strncmp(name, "grpc-", 5) == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+              ch == '.'))
+            return false; /* also refuses ':' (pseudo-headers) and upper case */
+    }
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(reserved_headers); i++)
+        if (strcmp(name, reserved_headers[i]) == 0)
+            return false;
+    return true;
+}
+
+static bool header_value_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n > LDG_GRPC_CLIENT_MAX_HEADER_VALUE)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == '\r' || v[i] == '\n')
+            return false;
+    return true;
+}
+
+int ldg_grpc_client_call_raw_ex(struct ldg_grpc_client *cl, const char *path, const uint8_t *req,
+                                size_t req_len, const char *const *headers,
+                                const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
+                                ldg_grpc_client_cb cb, void *arg)
 {
     if (cl->closing)
         return LDG_ECLOSED;
     if (!path || path[0] != '/' || !cb)
         return LDG_EINVAL;
+    size_t nh = 0;
+    for (; headers && headers[nh]; nh += 2) {
+        if (headers[nh + 1] == NULL || !ldg_grpc_client_header_allowed(headers[nh]) ||
+            !header_value_ok(headers[nh + 1]) || nh / 2 >= LDG_GRPC_CLIENT_MAX_HEADERS)
+            return LDG_EINVAL;
+    }
     struct ccall *c = ldg_calloc(1, sizeof *c);
     c->cl = cl;
     c->path = ldg_strdup(path);
+    if (nh > 0) {
+        c->hdrs = ldg_malloc(nh * sizeof *c->hdrs);
+        for (size_t i = 0; i < nh; i++)
+            c->hdrs[i] = ldg_strdup(headers[i]);
+        c->nhdrs = nh;
+    }
     ldg_buf_init(&c->req);
     ldg_grpc_frame_append(&c->req, req, req_len);
     c->resp_desc = resp_desc;
@@ -584,16 +642,33 @@ int ldg_grpc_client_call_raw(struct ldg_grpc_client *cl, const char *path, const
     return 0;
 }
 
-int ldg_grpc_client_call(struct ldg_grpc_client *cl, const char *path,
-                         const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-                         uint64_t timeout_ms, ldg_grpc_client_cb cb, void *arg)
+int ldg_grpc_client_call_raw(struct ldg_grpc_client *cl, const char *path, const uint8_t *req,
+                             size_t req_len, const ProtobufCMessageDescriptor *resp_desc,
+                             uint64_t timeout_ms, ldg_grpc_client_cb cb, void *arg)
+{
+    return ldg_grpc_client_call_raw_ex(cl, path, req, req_len, NULL, resp_desc, timeout_ms, cb,
+                                       arg);
+}
+
+int ldg_grpc_client_call_ex(struct ldg_grpc_client *cl, const char *path,
+                            const ProtobufCMessage *req, const char *const *headers,
+                            const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
+                            ldg_grpc_client_cb cb, void *arg)
 {
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = ldg_malloc(len ? len : 1);
     protobuf_c_message_pack(req, buf);
-    int rv = ldg_grpc_client_call_raw(cl, path, buf, len, resp_desc, timeout_ms, cb, arg);
+    int rv = ldg_grpc_client_call_raw_ex(cl, path, buf, len, headers, resp_desc, timeout_ms, cb,
+                                         arg);
     ldg_free(buf);
     return rv;
+}
+
+int ldg_grpc_client_call(struct ldg_grpc_client *cl, const char *path,
+                         const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                         uint64_t timeout_ms, ldg_grpc_client_cb cb, void *arg)
+{
+    return ldg_grpc_client_call_ex(cl, path, req, NULL, resp_desc, timeout_ms, cb, arg);
 }
 
 const char *ldg_grpc_client_result_trailer(const struct ldg_grpc_client_result *res,

@@ -16,6 +16,7 @@
 #ifndef LDG_NET_GRPC_CLIENT_H
 #define LDG_NET_GRPC_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,31 @@ int ldg_grpc_client_call(struct ldg_grpc_client *cl, const char *path,
 int ldg_grpc_client_call_raw(struct ldg_grpc_client *cl, const char *path, const uint8_t *req,
                              size_t req_len, const ProtobufCMessageDescriptor *resp_desc,
                              uint64_t timeout_ms, ldg_grpc_client_cb cb, void *arg);
+
+/* Same with request metadata |headers|: name, value, name, value, ...,
+ * NULL (may be NULL; copied). At most LDG_GRPC_CLIENT_MAX_HEADERS pairs;
+ * every name must pass ldg_grpc_client_header_allowed and no value may hold
+ * CR or LF or be longer than LDG_GRPC_CLIENT_MAX_HEADER_VALUE, else
+ * LDG_EINVAL (and |cb| is never called). */
+#define LDG_GRPC_CLIENT_MAX_HEADERS 32
+#define LDG_GRPC_CLIENT_MAX_HEADER_NAME 128
+#define LDG_GRPC_CLIENT_MAX_HEADER_VALUE 4096
+int ldg_grpc_client_call_raw_ex(struct ldg_grpc_client *cl, const char *path, const uint8_t *req,
+                                size_t req_len, const char *const *headers,
+                                const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
+                                ldg_grpc_client_cb cb, void *arg);
+/* ldg_grpc_client_call with request metadata (same rules as above). */
+int ldg_grpc_client_call_ex(struct ldg_grpc_client *cl, const char *path,
+                            const ProtobufCMessage *req, const char *const *headers,
+                            const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
+                            ldg_grpc_client_cb cb, void *arg);
+
+/* Whether a caller may send request metadata |name|: lower-case token
+ * characters [a-z0-9-_.] only, and not a pseudo-header (":path"), not a
+ * gRPC-reserved "grpc-*" name (grpc-timeout is derived from the call's
+ * timeout), not one the client sets itself (content-type, te, user-agent)
+ * and not an HTTP/1 connection-specific header (connection, host, ...). */
+bool ldg_grpc_client_header_allowed(const char *name);
 
 /* Calls still waiting for their callback. */
 size_t ldg_grpc_client_pending(const struct ldg_grpc_client *cl);

@@ -22,6 +22,23 @@
 #define CALL_TIMEOUT_MS 2000
 #define JOIN_TIMEOUT_MS 10000
 
+/* AdminService calls to other nodes (GetClusterInfo, JoinCluster) carry
+ * this node's admin token: with --admin-token-file every node of a cluster
+ * uses the same token (docs/operations.md). Returns |hdrs| ready for
+ * ldg_grpc_client_call_ex, or NULL without a token; |auth| holds the value. */
+static const char *const *admin_headers(const struct ldg_bootstrap *b, const char *hdrs[3],
+                                        char *auth, size_t cap)
+{
+    const char *token = b->serve->rpc.admin_token;
+    if (token == NULL)
+        return NULL;
+    snprintf(auth, cap, "Bearer %s", token);
+    hdrs[0] = "authorization";
+    hdrs[1] = auth;
+    hdrs[2] = NULL;
+    return hdrs;
+}
+
 /* ---- PEERS parsing ---- */
 
 static void list_add(char ***list, size_t *n, const char *s, size_t len)
@@ -298,9 +315,12 @@ static void watch_cb(uv_timer_t *t)
             continue;
         struct watch_call *wc = ldg_calloc(1, sizeof *wc);
         wc->b = b;
-        if (ldg_grpc_client_call(cl, "/ledger.v1.AdminService/GetClusterInfo", &req.base,
-                                 &ledger__v1__get_cluster_info_response__descriptor,
-                                 CALL_TIMEOUT_MS, watch_info_cb, wc) != 0) {
+        const char *hdrs[3];
+        char auth[1100];
+        if (ldg_grpc_client_call_ex(cl, "/ledger.v1.AdminService/GetClusterInfo", &req.base,
+                                    admin_headers(b, hdrs, auth, sizeof auth),
+                                    &ledger__v1__get_cluster_info_response__descriptor,
+                                    CALL_TIMEOUT_MS, watch_info_cb, wc) != 0) {
             ldg_free(wc);
             continue;
         }
@@ -445,9 +465,12 @@ static void send_join(struct ldg_bootstrap *b, const struct ldg_boot_peer *p)
     snprintf(bc->address, sizeof bc->address, "%s", to);
     LDG_LOG(LDG_LOG_INFO, "bootstrap", "asking %s to add this node (cluster %s) at %s", to,
             p->cluster_id, b->cfg->advertise);
-    if (ldg_grpc_client_call(cl, "/ledger.v1.AdminService/JoinCluster", &req.base,
-                             &ledger__v1__join_cluster_response__descriptor, JOIN_TIMEOUT_MS,
-                             join_cb, bc) != 0) {
+    const char *hdrs[3];
+    char auth[1100];
+    if (ldg_grpc_client_call_ex(cl, "/ledger.v1.AdminService/JoinCluster", &req.base,
+                                admin_headers(b, hdrs, auth, sizeof auth),
+                                &ledger__v1__join_cluster_response__descriptor, JOIN_TIMEOUT_MS,
+                                join_cb, bc) != 0) {
         ldg_free(bc);
         return;
     }

@@ -106,6 +106,32 @@ static void fwd_cb(const struct ldg_grpc_client_result *res, void *arg)
     ldg_free(f);
 }
 
+/* The caller's metadata that travels with a forwarded call (the leader
+ * checks `authorization` itself): every header the client may send
+ * (ldg_grpc_client_header_allowed: no pseudo-headers, no grpc-* — the
+ * grpc-timeout is recomputed from the remaining deadline —, no
+ * connection-specific ones), values within the client's limit, at most
+ * LDG_GRPC_CLIENT_MAX_HEADERS. Fills |out| (name, value, ..., NULL) with
+ * pointers into |call| and returns the number of entries (2 per header). */
+static size_t forward_headers(const struct ldg_grpc_call *call,
+                              const char *out[2 * LDG_GRPC_CLIENT_MAX_HEADERS + 1])
+{
+    size_t n = 0;
+    const char *name, *value;
+    for (size_t i = 0; n < 2 * LDG_GRPC_CLIENT_MAX_HEADERS &&
+                       ldg_grpc_call_header_at(call, i, &name, &value);
+         i++) {
+        if (!ldg_grpc_client_header_allowed(name) ||
+            strlen(value) > LDG_GRPC_CLIENT_MAX_HEADER_VALUE || strchr(value, '\r') ||
+            strchr(value, '\n'))
+            continue;
+        out[n++] = name;
+        out[n++] = value;
+    }
+    out[n] = NULL;
+    return n;
+}
+
 void ldg_rpc_forward(struct ldg_rpc_ctx *ctx, struct ldg_grpc_call *call, uint64_t leader_id,
                      const char *addr)
 {
@@ -125,12 +151,15 @@ void ldg_rpc_forward(struct ldg_rpc_ctx *ctx, struct ldg_grpc_call *call, uint64
     }
     size_t len = 0;
     const uint8_t *bytes = ldg_grpc_call_request_bytes(call, &len);
+    const char *hdrs[2 * LDG_GRPC_CLIENT_MAX_HEADERS + 1];
+    size_t nh = forward_headers(call, hdrs);
     struct fwd *f = ldg_calloc(1, sizeof *f);
     f->call = call;
     f->leader_id = leader_id;
     snprintf(f->addr, sizeof f->addr, "%s", addr);
-    rv = ldg_grpc_client_call_raw(cl, ldg_grpc_call_path(call), bytes ? bytes : (const uint8_t *)"",
-                                  len, NULL, timeout, fwd_cb, f);
+    rv = ldg_grpc_client_call_raw_ex(cl, ldg_grpc_call_path(call),
+                                     bytes ? bytes : (const uint8_t *)"", len,
+                                     nh > 0 ? hdrs : NULL, NULL, timeout, fwd_cb, f);
     if (rv != 0) {
         ldg_free(f);
         ldg_grpc_call_fail(call, LDG_GRPC_UNAVAILABLE,

@@ -9,7 +9,10 @@
  * or with the peer's status and message (a transport failure is
  * UNAVAILABLE naming the leader). The deadline is the caller's grpc-timeout
  * (default LDG_RPC_FORWARD_TIMEOUT_MS without one), so a forwarded call never
- * outlives it. */
+ * outlives it. The caller's request metadata goes along (so the leader sees
+ * the same `authorization`), except pseudo-headers, gRPC-reserved grpc-*
+ * headers (grpc-timeout is recomputed from the remaining deadline) and
+ * connection-specific ones (see ldg_grpc_client_header_allowed). */
 #ifndef LDG_RPC_FORWARD_H
 #define LDG_RPC_FORWARD_H
 

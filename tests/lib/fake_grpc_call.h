@@ -162,6 +162,12 @@ const char *ldg_grpc_call_header(const struct ldg_grpc_call *c, const char *name
     return NULL;
 }
 
+int ldg_grpc_call_header_at(const struct ldg_grpc_call *c, size_t i, const char **name,
+                            const char **value)
+{
+    return 0;
+}
+
 const char *ldg_grpc_call_path(const struct ldg_grpc_call *c)
 {
     return "/fake/Call";

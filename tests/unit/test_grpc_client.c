@@ -14,6 +14,8 @@
 #include "net/grpc_client.h"
 #include "net/h2_server.h"
 #include "net/listener.h"
+#include "util/err.h"
+#include "util/mem.h"
 
 #include "loop_until.h"
 
@@ -26,6 +28,7 @@ struct result {
     char message[256];
     int status; /* decoded HealthCheckResponse.status, -1 if none */
     char trailer[32];
+    char seen[256]; /* trailer x-seen of the "headers" service */
 };
 
 static struct {
@@ -59,6 +62,23 @@ static void check_handler(struct ldg_grpc_call *call, const ProtobufCMessage *re
         ldg_grpc_call_fail(call, LDG_GRPC_UNAVAILABLE, "not the leader; 100%% sure");
         return;
     }
+    if (strcmp(r->service, "headers") == 0) {
+        /* Echo the request metadata the server kept, in order. */
+        char seen[256] = "";
+        const char *name, *value;
+        for (size_t i = 0; ldg_grpc_call_header_at(call, i, &name, &value); i++) {
+            if (strcmp(name, "user-agent") == 0 || strcmp(name, "te") == 0)
+                continue;
+            size_t n = strlen(seen);
+            snprintf(seen + n, sizeof seen - n, "%s=%s;", name, value);
+        }
+        const char *tmo = ldg_grpc_call_header(call, "grpc-timeout");
+        size_t n = strlen(seen);
+        snprintf(seen + n, sizeof seen - n, "timeout=%s", tmo ? tmo : "none");
+        ldg_grpc_call_add_trailer(call, "x-seen", seen);
+        ldg_grpc_call_fail(call, LDG_GRPC_FAILED_PRECONDITION, "headers echoed");
+        return;
+    }
     HcResp resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     resp.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     ldg_grpc_call_reply(call, &resp.base);
@@ -74,6 +94,8 @@ static void result_cb(const struct ldg_grpc_client_result *res, void *arg)
     r->status = res->resp ? (int)((HcResp *)res->resp)->status : -1;
     const char *t = ldg_grpc_client_result_trailer(res, "x-ledger-leader");
     snprintf(r->trailer, sizeof r->trailer, "%s", t ? t : "");
+    const char *seen = ldg_grpc_client_result_trailer(res, "x-seen");
+    snprintf(r->seen, sizeof r->seen, "%s", seen ? seen : "");
 }
 
 static struct result *wait_r;
@@ -232,6 +254,61 @@ static void test_close_cancels_pending(void **state)
     loop_run_until(&T.loop, pred_client_closed, 2000);
 }
 
+static int call_hdrs(const char *const *hdrs, uint64_t timeout_ms, struct result *r)
+{
+    uint8_t req[] = {0x0a, 7, 'h', 'e', 'a', 'd', 'e', 'r', 's'}; /* service: "headers" */
+    memset(r, 0, sizeof *r);
+    return ldg_grpc_client_call_raw_ex(T.cl, "/grpc.health.v1.Health/Check", req, sizeof req,
+                                       hdrs, &grpc__health__v1__health_check_response__descriptor,
+                                       timeout_ms, result_cb, r);
+}
+
+static void test_request_headers(void **state)
+{
+    struct result r;
+    /* Metadata reaches the server as sent, in order; grpc-timeout is the
+     * call's own. */
+    const char *ok[] = {"authorization", "Bearer t0ken", "x-request-id", "abc-1", NULL};
+    assert_int_equal(call_hdrs(ok, 2000, &r), 0);
+    wait_result(&r);
+    assert_int_equal(r.code, LDG_GRPC_FAILED_PRECONDITION);
+    assert_string_equal(r.seen, "authorization=Bearer t0ken;x-request-id=abc-1;timeout=2000m");
+    /* No headers: only what the client sends itself. */
+    assert_int_equal(call_hdrs(NULL, 0, &r), 0);
+    wait_result(&r);
+    assert_string_equal(r.seen, "timeout=none");
+
+    /* Refused before anything is sent, callback never called. */
+    const char *bad[][3] = {
+        {":path", "/x", NULL},       {":authority", "h", NULL}, {"grpc-timeout", "1S", NULL},
+        {"grpc-encoding", "gzip", NULL}, {"content-type", "text/plain", NULL},
+        {"te", "gzip", NULL},        {"user-agent", "x", NULL}, {"connection", "close", NULL},
+        {"host", "evil", NULL},      {"Authorization", "Bearer x", NULL},
+        {"", "v", NULL},             {"bad name", "v", NULL},
+        {"authorization", "Bearer x\r\nx-evil: 1", NULL},
+        {"authorization", NULL, NULL},
+    };
+    for (size_t i = 0; i < LDG_ARRAY_SIZE(bad); i++) {
+        const char *h[3] = {bad[i][0], bad[i][1], NULL};
+        assert_int_equal(call_hdrs(h, 2000, &r), LDG_EINVAL);
+    }
+    const char *many[2 * LDG_GRPC_CLIENT_MAX_HEADERS + 3];
+    for (size_t i = 0; i < LDG_GRPC_CLIENT_MAX_HEADERS + 1; i++) {
+        many[2 * i] = "x-a";
+        many[2 * i + 1] = "1";
+    }
+    many[2 * LDG_GRPC_CLIENT_MAX_HEADERS + 2] = NULL;
+    assert_int_equal(call_hdrs(many, 2000, &r), LDG_EINVAL);
+    many[2 * LDG_GRPC_CLIENT_MAX_HEADERS] = NULL; /* exactly the maximum is fine */
+    assert_int_equal(call_hdrs(many, 2000, &r), 0);
+    wait_result(&r);
+    assert_int_equal(r.code, LDG_GRPC_FAILED_PRECONDITION);
+    assert_int_equal(ldg_grpc_client_pending(T.cl), 0);
+    assert_true(ldg_grpc_client_header_allowed("authorization"));
+    assert_true(ldg_grpc_client_header_allowed("x-trace_id.v2"));
+    assert_false(ldg_grpc_client_header_allowed("grpc-timeout"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +318,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_after_goaway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_cancels_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_headers, setup, teardown),
     };
     return cmocka_run_group_tests_name("grpc_client", tests, NULL, NULL);
 }
