@@ -215,26 +215,29 @@ def one_round(rnd, nodes, clients, org, vault):
         for c in own.values():
             c.close()
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
+    # Daemon threads: a SIGTERM (SystemExit in the main thread) must not wait for them.
+    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(WRITERS)]
     for t in threads:
         t.start()
-    time.sleep(LOAD_BEFORE_KILL_S)
-    t_kill = time.monotonic()
-    leader.kill9()
-    election = None
-    resumed_at = None
-    while time.monotonic() - t_kill < MAX_WAIT_AFTER_KILL_S:
-        now = time.monotonic()
-        if election is None and new_leader_agreed(survivors, clients, old_id):
-            election = time.monotonic() - t_kill
-        with lock:
-            if resumed_at is None and any(a > t_kill for a in acks):
-                resumed_at = now
-        if election is not None and resumed_at is not None and \
-                now - resumed_at >= AFTER_RESUME_S:
-            break
-        time.sleep(0.05)
-    stop.set()
+    try:
+        time.sleep(LOAD_BEFORE_KILL_S)
+        t_kill = time.monotonic()
+        leader.kill9()
+        election = None
+        resumed_at = None
+        while time.monotonic() - t_kill < MAX_WAIT_AFTER_KILL_S:
+            now = time.monotonic()
+            if election is None and new_leader_agreed(survivors, clients, old_id):
+                election = time.monotonic() - t_kill
+            with lock:
+                if resumed_at is None and any(a > t_kill for a in acks):
+                    resumed_at = now
+            if election is not None and resumed_at is not None and \
+                    now - resumed_at >= AFTER_RESUME_S:
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
     for t in threads:
         t.join()
     before = [a for a in acks if a <= t_kill]
