@@ -218,9 +218,9 @@ if [ -z "${SKIP_FAILOVER:-}" ]; then
     if jq -e '.rounds' "$f" >/dev/null 2>&1; then
         echo "Leader failover (bench/failover.py: 3 nodes, 4 writers, kill -9 of the leader after 2 s of load; goal: gap < 2 s):"
         echo
-        echo "| round | killed | gap: last ack before -> first ack after, s | kill -> first ack, s | kill -> new leader agreed, s | acks before | acks after |"
-        echo "|---|---|---|---|---|---|---|"
-        jq -r '.rounds[] | "| \(.round) | \(.killed) | \(.gap_s) | \(.kill_to_first_ack_s) | \(.election_s) | \(.acks_before) | \(.acks_after) |"' "$f"
+        echo "| round | killed | gap: last ack before -> first ack of a call sent after, s | kill -> that ack, s | kill -> new leader agreed, s | acks before | in flight at kill, acked after | acks after |"
+        echo "|---|---|---|---|---|---|---|---|"
+        jq -r '.rounds[] | "| \(.round) | \(.killed) | \(.gap_s) | \(.kill_to_first_ack_s) | \(.election_s) | \(.acks_before) | \(.acks_drained) | \(.acks_after) |"' "$f"
         echo
         jq -r '"| failover | value |", "|---|---|",
             "| rounds completed | \(.rounds | length) of \(.requested) |",
