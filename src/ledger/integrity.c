@@ -52,6 +52,7 @@ struct ck {
     struct ldg_ledger sl;
     char dir[PATH_MAX];
     uint64_t next_log;       /* log_id of the next synthesized entry */
+    const atomic_int *cancel; /* opts->cancel */
 };
 
 static void issue(struct ck *c, uint64_t height, int type, const char *fmt, ...)
@@ -512,6 +513,8 @@ static int check_blocks(struct ck *c, const struct ldg_chain_info *ci, bool full
     bool have_prev = false;
     char x[17], y[17];
     for (uint64_t h = 0; h <= ci->height; h++) {
+        if (c->cancel != NULL && atomic_load(c->cancel))
+            return LDG_ECANCELED; /* the node is stopping */
         uint8_t key[CHAIN_KEY_LEN + 8];
         block_key(key, c->org, c->vault, h);
         MDB_val v;
@@ -590,6 +593,7 @@ int ldg_integrity_check(struct ldg_ledger *l, MDB_txn *txn, uint64_t org, uint64
     c.org = org;
     c.vault = vault;
     c.rep = out;
+    c.cancel = opts->cancel;
     chain_key(c.chain, org, vault);
     uint32_t start = opts->sample_start & (LDG_INTEGRITY_SLOTS - 1);
     uint32_t n = opts->sample_slots ? opts->sample_slots : LDG_INTEGRITY_DEFAULT_SAMPLE;

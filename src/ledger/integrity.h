@@ -29,6 +29,7 @@
 #define LDG_LEDGER_INTEGRITY_H
 
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +67,7 @@ struct ldg_integrity_opts {
     uint32_t sample_start;    /* first slot of the quick sample (mod 65536) */
     uint32_t sample_slots;    /* 0: LDG_INTEGRITY_DEFAULT_SAMPLE; >= 65536: all */
     const char *scratch_dir;  /* parent of the replay store's temp dir; NULL: /tmp */
+    const atomic_int *cancel; /* may be NULL; non-zero: stop soon, LDG_ECANCELED */
 };
 
 struct ldg_integrity_report {

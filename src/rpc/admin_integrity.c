@@ -75,6 +75,7 @@ static struct ldg_metric_family *integrity_metric(void)
 
 struct integrity_work {
     uv_work_t req;
+    struct ldg_rpc_ctx *ctx;    /* pending_work counts this job */
     struct ldg_grpc_call *call;
     struct ldg_ledger *ledger;  /* borrowed from the cluster */
     uint64_t org, vault;
@@ -99,9 +100,14 @@ static void integrity_done(uv_work_t *req, int status)
 {
     struct integrity_work *w = LDG_CONTAINER_OF(req, struct integrity_work, req);
     struct ldg_grpc_call *call = w->call;
+    w->ctx->pending_work--;
     if (status != 0) {
         ldg_metrics_inc(integrity_metric(), (const char *[]){"error"}, 1);
         ldg_grpc_call_fail(call, LDG_GRPC_CANCELLED, "integrity check canceled");
+    } else if (w->rv == LDG_ECANCELED) {
+        ldg_grpc_call_fail(call, LDG_GRPC_UNAVAILABLE,
+                           "integrity check interrupted: the node is shutting down; run it "
+                           "again on a running node");
     } else if (w->rv == LDG_ENOTFOUND) {
         ldg_grpc_call_fail(call, LDG_GRPC_NOT_FOUND,
                            "vault %" PRIu64 " of organization %" PRIu64 " not found", w->vault,
@@ -182,7 +188,11 @@ static void check_integrity(struct ldg_grpc_call *call, const ProtobufCMessage *
     const char *tmp = getenv("TMPDIR");
     w->scratch_dir = ldg_strdup(tmp && tmp[0] ? tmp : "/tmp");
     w->opts.scratch_dir = w->scratch_dir;
+    w->opts.cancel = &ctx->stop_work;
+    w->ctx = ctx;
     rv = uv_queue_work(ctx->loop, &w->req, integrity_run, integrity_done);
+    if (rv == 0)
+        ctx->pending_work++;
     if (rv != 0) {
         ldg_free(w->scratch_dir);
         ldg_free(w);
@@ -199,6 +209,7 @@ static void check_integrity(struct ldg_grpc_call *call, const ProtobufCMessage *
 
 struct snapshot_work {
     uv_work_t req;
+    struct ldg_rpc_ctx *ctx;    /* pending_work counts this job */
     struct ldg_grpc_call *call;
     struct ldg_ledger *ledger;
     char *dir;                  /* owned: DATA/snapshots */
@@ -380,6 +391,7 @@ static void snapshot_done(uv_work_t *req, int status)
 {
     struct snapshot_work *w = LDG_CONTAINER_OF(req, struct snapshot_work, req);
     struct ldg_grpc_call *call = w->call;
+    w->ctx->pending_work--;
     if (status != 0) {
         ldg_grpc_call_fail(call, LDG_GRPC_CANCELLED, "snapshot canceled");
     } else if (w->rv == LDG_ENOTFOUND) {
@@ -455,7 +467,10 @@ static void create_snapshot(struct ldg_grpc_call *call, const ProtobufCMessage *
     size_t n = strlen(ctx->data_path) + sizeof "/snapshots";
     w->dir = ldg_malloc(n);
     snprintf(w->dir, n, "%s/snapshots", ctx->data_path);
+    w->ctx = ctx;
     rv = uv_queue_work(ctx->loop, &w->req, snapshot_run, snapshot_done);
+    if (rv == 0)
+        ctx->pending_work++;
     if (rv != 0) {
         ldg_free(w->dir);
         ldg_free(w);

@@ -8,6 +8,7 @@
 #ifndef LDG_RPC_RPC_H
 #define LDG_RPC_RPC_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "net/grpc.h"
@@ -52,6 +53,8 @@ struct ldg_rpc_ctx {
     struct ldg_rpc_pool *pool;        /* peer clients for forwarding; NULL: none */
     /* Addition (integrity branch): */
     const char *data_path;            /* DATA directory (borrowed); NULL: none */
+    unsigned pending_work;            /* thread-pool jobs borrowing the ledger */
+    atomic_int stop_work;             /* set at shutdown: long jobs stop early */
 };
 
 /* Free what ldg_rpc_register_all and the node put in |ctx| (routes, token). */
