@@ -157,27 +157,12 @@ static void check_integrity(struct ldg_grpc_call *call, const ProtobufCMessage *
     const Ledger__V1__CheckIntegrityRequest *req =
         (const Ledger__V1__CheckIntegrityRequest *)reqm;
     struct ldg_rpc_ctx *ctx = ud;
-    char msg[256];
-    uint64_t org, vault;
-    if (ldg_rpc_check_chain(req->organization_slug, req->vault, &org, &vault, msg,
-                            sizeof msg) != 0) {
-        ldg_grpc_call_fail(call, LDG_GRPC_INVALID_ARGUMENT, "%s", msg);
-        return;
-    }
     struct ldg_rpc_read r;
-    if (ldg_rpc_txn_begin(call, ctx, &r) != 0)
+    if (ldg_rpc_open_chain(call, ctx, req->organization_slug, req->vault, LDG_RPC_INSPECT,
+                           &r) != 0)
         return;
-    int rv = ldg_ledger_get_chain(r.ledger, r.txn, org, vault, &r.chain);
+    uint64_t org = r.chain.org, vault = r.chain.vault;
     ldg_rpc_read_end(&r);
-    if (rv == LDG_ENOTFOUND) {
-        ldg_grpc_call_fail(call, LDG_GRPC_NOT_FOUND,
-                           "vault %" PRIu64 " of organization %" PRIu64 " not found", vault, org);
-        return;
-    }
-    if (rv != 0) {
-        ldg_rpc_fail_storage(call, rv, "read vault");
-        return;
-    }
     struct integrity_work *w = ldg_calloc(1, sizeof *w);
     w->call = call;
     w->ledger = r.ledger;
@@ -190,7 +175,7 @@ static void check_integrity(struct ldg_grpc_call *call, const ProtobufCMessage *
     w->opts.scratch_dir = w->scratch_dir;
     w->opts.cancel = &ctx->stop_work;
     w->ctx = ctx;
-    rv = uv_queue_work(ctx->loop, &w->req, integrity_run, integrity_done);
+    int rv = uv_queue_work(ctx->loop, &w->req, integrity_run, integrity_done);
     if (rv == 0)
         ctx->pending_work++;
     if (rv != 0) {
@@ -433,32 +418,17 @@ static void create_snapshot(struct ldg_grpc_call *call, const ProtobufCMessage *
     const Ledger__V1__CreateSnapshotRequest *req =
         (const Ledger__V1__CreateSnapshotRequest *)reqm;
     struct ldg_rpc_ctx *ctx = ud;
-    char msg[256];
-    uint64_t org, vault;
-    if (ldg_rpc_check_chain(req->organization_slug, req->vault, &org, &vault, msg,
-                            sizeof msg) != 0) {
-        ldg_grpc_call_fail(call, LDG_GRPC_INVALID_ARGUMENT, "%s", msg);
-        return;
-    }
     if (ctx->data_path == NULL) {
         ldg_grpc_call_fail(call, LDG_GRPC_FAILED_PRECONDITION,
                            "this node has no data directory to write snapshots to");
         return;
     }
     struct ldg_rpc_read r;
-    if (ldg_rpc_txn_begin(call, ctx, &r) != 0)
+    if (ldg_rpc_open_chain(call, ctx, req->organization_slug, req->vault, LDG_RPC_INSPECT,
+                           &r) != 0)
         return;
-    int rv = ldg_ledger_get_chain(r.ledger, r.txn, org, vault, &r.chain);
+    uint64_t org = r.chain.org, vault = r.chain.vault;
     ldg_rpc_read_end(&r);
-    if (rv == LDG_ENOTFOUND) {
-        ldg_grpc_call_fail(call, LDG_GRPC_NOT_FOUND,
-                           "vault %" PRIu64 " of organization %" PRIu64 " not found", vault, org);
-        return;
-    }
-    if (rv != 0) {
-        ldg_rpc_fail_storage(call, rv, "read vault");
-        return;
-    }
     struct snapshot_work *w = ldg_calloc(1, sizeof *w);
     w->call = call;
     w->ledger = r.ledger;
@@ -468,7 +438,7 @@ static void create_snapshot(struct ldg_grpc_call *call, const ProtobufCMessage *
     w->dir = ldg_malloc(n);
     snprintf(w->dir, n, "%s/snapshots", ctx->data_path);
     w->ctx = ctx;
-    rv = uv_queue_work(ctx->loop, &w->req, snapshot_run, snapshot_done);
+    int rv = uv_queue_work(ctx->loop, &w->req, snapshot_run, snapshot_done);
     if (rv == 0)
         ctx->pending_work++;
     if (rv != 0) {

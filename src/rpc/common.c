@@ -8,6 +8,7 @@
 
 #include "cluster/cluster.h"
 #include "rpc/common.h"
+#include "rpc/validate.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/metrics.h"
@@ -84,6 +85,19 @@ void ldg_rpc_read_end(struct ldg_rpc_read *r)
     r->txn = NULL;
 }
 
+int ldg_rpc_open_chain(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx,
+                       const Ledger__V1__OrganizationSlug *o, const Ledger__V1__VaultSlug *v,
+                       enum ldg_rpc_access access, struct ldg_rpc_read *r)
+{
+    char msg[256];
+    uint64_t org, vault;
+    if (ldg_rpc_check_chain(o, v, &org, &vault, msg, sizeof msg) != 0) {
+        ldg_grpc_call_fail(call, LDG_GRPC_INVALID_ARGUMENT, "%s", msg);
+        return -1;
+    }
+    return ldg_rpc_chain_begin(call, ctx, org, vault, access, r);
+}
+
 int ldg_rpc_chain_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, uint64_t org,
                         uint64_t vault, enum ldg_rpc_access access, struct ldg_rpc_read *r)
 {
@@ -100,7 +114,7 @@ int ldg_rpc_chain_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, uin
         ldg_rpc_fail_storage(call, rv, "read organization");
         goto fail;
     }
-    if (r->org.status == LDG_STATUS_DELETED) {
+    if (r->org.status == LDG_STATUS_DELETED && access != LDG_RPC_INSPECT) {
         if (access == LDG_RPC_WRITE)
             ldg_grpc_call_fail(call, LDG_GRPC_FAILED_PRECONDITION,
                                "organization %" PRIu64 " is deleted: writes refused", org);
@@ -126,6 +140,8 @@ int ldg_rpc_chain_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, uin
         goto fail;
     }
     int st = r->chain.status;
+    if (access == LDG_RPC_INSPECT)
+        return 0;
     if (access == LDG_RPC_READ) {
         if (st == LDG_STATUS_DELETED) {
             ldg_grpc_call_fail(call, LDG_GRPC_NOT_FOUND,

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ledger/ledger.h"
+#include "ledger/v1/ledger.pb-c.h"
 #include "net/grpc.h"
 #include "rpc/rpc.h"
 
@@ -24,8 +25,9 @@ struct ldg_rpc_read {
 };
 
 enum ldg_rpc_access {
-    LDG_RPC_READ = 0,  /* DIVERGED -> UNAVAILABLE, DELETED -> NOT_FOUND */
-    LDG_RPC_WRITE = 1, /* not ACTIVE -> FAILED_PRECONDITION */
+    LDG_RPC_READ = 0,    /* DIVERGED -> UNAVAILABLE, DELETED -> NOT_FOUND */
+    LDG_RPC_WRITE = 1,   /* not ACTIVE -> FAILED_PRECONDITION */
+    LDG_RPC_INSPECT = 2, /* any status (integrity checks, snapshots): existence only */
 };
 
 /* The ledger of the node, or NULL after failing the call UNAVAILABLE. */
@@ -40,6 +42,13 @@ int ldg_rpc_txn_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx,
 int ldg_rpc_chain_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, uint64_t org,
                         uint64_t vault, enum ldg_rpc_access access, struct ldg_rpc_read *r);
 void ldg_rpc_read_end(struct ldg_rpc_read *r);
+
+/* The request's organization_slug and vault fields: validate them
+ * (INVALID_ARGUMENT naming the field) then ldg_rpc_chain_begin. The chain is
+ * r->chain (r->chain.org, r->chain.vault). */
+int ldg_rpc_open_chain(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx,
+                       const Ledger__V1__OrganizationSlug *o, const Ledger__V1__VaultSlug *v,
+                       enum ldg_rpc_access access, struct ldg_rpc_read *r);
 
 /* Fail |call| for a cluster status (LDG_ENOTLEADER, LDG_ENOLEADER,
  * LDG_ETIMEDOUT, LDG_ECANCELED, other). |what| names the operation. */

@@ -416,15 +416,8 @@ out:
 static void get_tip_handler(struct ldg_grpc_call *call, const ProtobufCMessage *reqm, void *ud)
 {
     const Ledger__V1__GetTipRequest *req = (const Ledger__V1__GetTipRequest *)reqm;
-    char msg[256];
-    uint64_t org, vault;
-    if (ldg_rpc_check_chain(req->organization_slug, req->vault, &org, &vault, msg,
-                            sizeof msg) != 0) {
-        INVALID(call, msg);
-        return;
-    }
     struct ldg_rpc_read r;
-    if (ldg_rpc_chain_begin(call, ud, org, vault, LDG_RPC_READ, &r) != 0)
+    if (ldg_rpc_open_chain(call, ud, req->organization_slug, req->vault, LDG_RPC_READ, &r) != 0)
         return;
     struct ldg_arena a;
     ldg_arena_init(&a);
@@ -445,16 +438,10 @@ static void get_tip_handler(struct ldg_grpc_call *call, const ProtobufCMessage *
 static void get_block_handler(struct ldg_grpc_call *call, const ProtobufCMessage *reqm, void *ud)
 {
     const Ledger__V1__GetBlockRequest *req = (const Ledger__V1__GetBlockRequest *)reqm;
-    char msg[256];
-    uint64_t org, vault;
-    if (ldg_rpc_check_chain(req->organization_slug, req->vault, &org, &vault, msg,
-                            sizeof msg) != 0) {
-        INVALID(call, msg);
-        return;
-    }
     struct ldg_rpc_read r;
-    if (ldg_rpc_chain_begin(call, ud, org, vault, LDG_RPC_READ, &r) != 0)
+    if (ldg_rpc_open_chain(call, ud, req->organization_slug, req->vault, LDG_RPC_READ, &r) != 0)
         return;
+    uint64_t org = r.chain.org, vault = r.chain.vault;
     if (req->height > r.chain.height) {
         ldg_grpc_call_fail(call, LDG_GRPC_NOT_FOUND,
                            "block %" PRIu64 " not found: the tip of this chain is %" PRIu64,
