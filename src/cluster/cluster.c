@@ -464,6 +464,11 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
                 "bootstrapped a new one-node cluster cluster_id=%s log_id=%016" PRIx64, uuid,
                 c->log_id);
     }
+    if (bootstrap && opts->restored) {
+        raft_set_snapshot_threshold(&c->raft, 1);
+        raft_set_snapshot_trailing(&c->raft, 0);
+        c->restore_snap_pending = true;
+    }
     rv = raft_start(&c->raft);
     if (rv != 0) {
         ldg_err_set(err, ldg_cluster_from_raft(rv), "raft start: %s", raft_errmsg(&c->raft));

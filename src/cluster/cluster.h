@@ -56,6 +56,13 @@ struct ldg_cluster_opts {
     bool force;                   /* with single: allowed even if this node was not a voter */
     unsigned max_voters;          /* leader auto-promotes caught-up standbys while the
                                      cluster has fewer voters; 0 = 3; capped at 5 */
+    /* Additions (backup branch): */
+    bool restored;                /* with a bootstrap: state/ holds restored backup data
+                                     that is not in the new log, so a Raft snapshot is
+                                     taken after the first applied entry and the log
+                                     behind it dropped (joiners then get the state by
+                                     snapshot install); then the configured threshold
+                                     and trailing apply (docs/backups.md §4) */
 };
 /* Defaults applied by ldg_cluster_start for zero fields: batch_size 100,
  * batch_delay_s 0 (flush on the next loop turn; a negative value is 0),

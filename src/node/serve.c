@@ -143,6 +143,7 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
     s->rpc.cfg = cfg;
     s->rpc.node_id = node_id;
     s->rpc.loop = loop;
+    s->rpc.data_dir = data_path;
 
     if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->tls_ca != NULL)
         return ldg_err_set(err, LDG_EUNIMPL,

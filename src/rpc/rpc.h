@@ -50,6 +50,8 @@ struct ldg_rpc_ctx {
     /* Additions (clustering branch): */
     uint64_t node_id;                 /* this node (0 in tests that do not care) */
     struct ldg_rpc_pool *pool;        /* peer clients for forwarding; NULL: none */
+    /* Additions (backup branch): */
+    const char *data_dir;             /* DATA (borrowed): default BACKUP_DIR is DATA/backups */
 };
 
 /* Free what ldg_rpc_register_all and the node put in |ctx| (routes, token). */
@@ -86,6 +88,7 @@ int ldg_rpc_needs_leader(const char *service, const char *method, const Protobuf
 extern const struct ldg_rpc_impl ldg_rpc_read_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_write_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_admin_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_admin_backup_impls[]; /* Create/List/RestoreBackup */
 
 /* Fill a node health check response (exposed for unit tests).
  * Returns the HealthStatus value and writes a reason to |msg|. */
