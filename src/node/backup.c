@@ -843,11 +843,14 @@ int ldg_backup_restore_prepare(const char *data_dir, struct ldg_backup_manifest 
             return ldg_err_wrap(err, "backup %s: verify", f->path);
         }
         if (strcmp(hex, f->sha256) != 0 || size != f->size) {
+            LDG_LOG(LDG_LOG_ERROR, "backup",
+                    "verification of %s failed: sha256 %s size %" PRIu64
+                    ", backup.json says sha256 %s size %" PRIu64,
+                    p, hex, size, f->sha256, f->size);
             ldg_err_set(err, LDG_ECORRUPT,
-                        "backup verification failed: %s has sha256 %s (%" PRIu64
-                        " bytes) but backup.json says %s (%" PRIu64
-                        " bytes); refusing to start from a damaged backup",
-                        p, hex, size, f->sha256, f->size);
+                        "backup verification failed: %s has sha256 %.16s... but backup.json "
+                        "says %.16s...: damaged backup, refusing to start",
+                        f->path, hex, f->sha256);
             ldg_backup_manifest_free(m);
             return LDG_ECORRUPT;
         }
