@@ -346,16 +346,18 @@ int ldg_backup_start(uv_loop_t *loop, struct ldg_cluster *cluster, const char *b
     j->arg = arg;
     struct ldg_backup_manifest *m = &j->m;
     m->format = LDG_BACKUP_FORMAT;
-    m->created_at = (int64_t)time(NULL);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    m->created_at = (int64_t)now.tv_sec;
     uint8_t rnd[4] = {0};
     (void)RAND_bytes(rnd, sizeof rnd);
     struct tm tm;
-    time_t now = (time_t)m->created_at;
-    gmtime_r(&now, &tm);
+    gmtime_r(&now.tv_sec, &tm);
     char ts[32];
-    strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(m->backup_id, sizeof m->backup_id, "%s-%02x%02x%02x%02x", ts, rnd[0], rnd[1],
-             rnd[2], rnd[3]);
+    strftime(ts, sizeof ts, "%Y%m%dT%H%M%S", &tm);
+    /* Fixed width, so ids sort by creation time (ListBackups, pruning). */
+    snprintf(m->backup_id, sizeof m->backup_id, "%s.%03ldZ-%02x%02x%02x%02x", ts,
+             now.tv_nsec / 1000000, rnd[0], rnd[1], rnd[2], rnd[3]);
     m->tag = ldg_strdup(tag ? tag : "");
     snprintf(m->tool_version, sizeof m->tool_version, "%s", LDG_VERSION);
     m->source_node_id = node_id;

@@ -315,3 +315,34 @@ def test_damaged_or_unsafe_archive_refused(ledger_factory, tmp_path):
     assert _start_expect_failure(evil) != 0
     assert "refusing member" in evil.log_text()
     assert not os.path.exists(os.path.join(os.path.dirname(evil.data_dir), "escaped.txt"))
+
+
+def test_periodic_backups_keep_newest(ledger_factory):
+    node = ledger_factory("p", env={ENV + "BACKUP_INTERVAL": "0.2", ENV + "BACKUP_KEEP": "2"})
+    c = Client(node.addr)
+    org = c.create_org("acme")
+    vault = c.create_vault(org, "v")
+    c.write(org, vault, "k", b"v")
+    manual = create_backup(c, tag="manual")
+    bdir = os.path.join(node.data_dir, "backups")
+
+    def periodic_count():
+        return int(node.metrics().split('ledger_backups_total{result="ok"} ')[1].split()[0]) >= 5
+
+    wait_for(periodic_count, 30, "five successful backups")
+    lb = c.call("AdminService", "ListBackups", "ListBackupsRequest", "ListBackupsResponse", 10)
+    tags = [b.tag for b in lb.backups]
+    assert tags.count("periodic") == 2  # BACKUP_KEEP=2 (pruned right after each success)
+    assert manual.backup_id in [b.backup_id for b in lb.backups]  # manual ones never pruned
+    ids = [b.backup_id for b in lb.backups]
+    assert ids == sorted(ids, reverse=True)
+    # Pagination: one per page, each page older than the token.
+    p1 = c.call("AdminService", "ListBackups", "ListBackupsRequest", "ListBackupsResponse", 10,
+                limit=1)
+    assert len(p1.backups) == 1 and p1.next_page_token == p1.backups[0].backup_id
+    p2 = c.call("AdminService", "ListBackups", "ListBackupsRequest", "ListBackupsResponse", 10,
+                limit=1, page_token=p1.next_page_token)
+    assert len(p2.backups) == 1 and p2.backups[0].backup_id < p1.backups[0].backup_id
+    on_disk = [d for d in os.listdir(bdir) if not d.startswith(".") and d != "latest"]
+    assert len(on_disk) == 3, on_disk
+    c.close()
