@@ -417,6 +417,7 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
         c->opts.max_voters = 5;
     ldg_buf_init(&c->scratch);
     atomic_init(&c->snap_busy, false);
+    atomic_init(&c->ext_readers, 0);
 
     int rv = ensure_dir(c->raft_dir, err);
     if (rv == 0)
@@ -551,7 +552,8 @@ err_free:
 
 void ldg_cluster_maybe_finish(struct ldg_cluster *c)
 {
-    if (!c->stopping || !c->raft_closed || c->closing_handles > 0 || c->close_cb == NULL)
+    if (!c->stopping || !c->raft_closed || c->closing_handles > 0 || c->holds > 0 ||
+        c->close_cb == NULL)
         return;
     ldg_cluster_close_cb cb = c->close_cb;
     void *arg = c->close_arg;
@@ -622,6 +624,23 @@ void ldg_cluster_stop(struct ldg_cluster *c, ldg_cluster_close_cb cb, void *arg)
         ldg_free(t);
     }
     stop_close_raft(c);
+}
+
+void ldg_cluster_hold(struct ldg_cluster *c)
+{
+    c->holds++;
+    atomic_fetch_add(&c->ext_readers, 1);
+}
+
+void ldg_cluster_reader_done(struct ldg_cluster *c)
+{
+    atomic_fetch_sub(&c->ext_readers, 1);
+}
+
+void ldg_cluster_release(struct ldg_cluster *c)
+{
+    c->holds--;
+    ldg_cluster_maybe_finish(c);
 }
 
 void ldg_cluster_listener_closing(struct ldg_cluster *c)

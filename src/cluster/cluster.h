@@ -132,6 +132,17 @@ typedef void (*ldg_cluster_barrier_cb)(void *arg, int status);
 int ldg_cluster_barrier(struct ldg_cluster *c, uint64_t timeout_ms, ldg_cluster_barrier_cb cb,
                         void *arg);
 
+/* A thread-pool job reading the LMDB environment directly (a backup's
+ * mdb_env_copy2) brackets its use:
+ *   ldg_cluster_hold     loop thread, before queueing: the store stays open
+ *                        past ldg_cluster_stop until the release, and map
+ *                        growth waits until ldg_cluster_reader_done
+ *   ldg_cluster_reader_done  any thread, when the job stopped reading
+ *   ldg_cluster_release  loop thread, after the job (may finish a stop) */
+void ldg_cluster_hold(struct ldg_cluster *c);
+void ldg_cluster_reader_done(struct ldg_cluster *c);
+void ldg_cluster_release(struct ldg_cluster *c);
+
 /* ---- block announcements (WatchBlocks) ---- */
 
 /* Called on the loop thread for every block applied on this node, after its

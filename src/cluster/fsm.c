@@ -100,8 +100,9 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         if (rv != LDG_EFULL)
             fatal("apply entry", rv);
         /* Growing the map needs no read txn open in this process: wait for
-         * a snapshot being serialised (rare: only on map growth). */
-        while (atomic_load(&c->snap_busy))
+         * a snapshot being serialised or a backup copying the environment
+         * (rare: only on map growth). */
+        while (atomic_load(&c->snap_busy) || atomic_load(&c->ext_readers) > 0)
             usleep(1000);
         rv = ldg_store_grow(&c->store);
         if (rv != 0)

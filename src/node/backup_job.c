@@ -49,6 +49,7 @@ bool ldg_backup_running(void)
 
 struct job {
     uv_work_t req;
+    struct ldg_cluster *cluster; /* held (ldg_cluster_hold) until after_cb */
     MDB_env *env;
     char *backup_dir;
     char tmp[4096];
@@ -245,6 +246,8 @@ static int run_backup(struct job *j)
         return ldg_err_set(&j->err, ldg_err_from_errno(errno), "%s: %s", state,
                            strerror(errno));
     int mrc = mdb_env_copy2(j->env, state, MDB_CP_COMPACT);
+    ldg_cluster_reader_done(j->cluster);
+    j->env = NULL;
     if (mrc != 0)
         return ldg_err_set(&j->err, ldg_err_from_mdb(mrc), "copy the LMDB environment: %s",
                            mdb_strerror(mrc));
@@ -297,6 +300,8 @@ static void work_cb(uv_work_t *req)
 {
     struct job *j = LDG_CONTAINER_OF(req, struct job, req);
     j->status = run_backup(j);
+    if (j->env != NULL) /* failed before the copy */
+        ldg_cluster_reader_done(j->cluster);
     if (j->status != 0 && j->tmp[0] != '\0')
         ldg_rmtree(j->tmp);
 }
@@ -305,6 +310,7 @@ static void after_cb(uv_work_t *req, int status)
 {
     struct job *j = LDG_CONTAINER_OF(req, struct job, req);
     g_running = false;
+    ldg_cluster_release(j->cluster);
     if (status != 0 && j->status == 0)
         j->status = ldg_err_set(&j->err, LDG_ECANCELED, "backup canceled");
     if (j->status == 0) {
@@ -340,6 +346,7 @@ int ldg_backup_start(uv_loop_t *loop, struct ldg_cluster *cluster, const char *b
         return LDG_EBUSY;
     }
     struct job *j = ldg_calloc(1, sizeof *j);
+    j->cluster = cluster;
     j->env = ldg_cluster_ledger(cluster)->store->env;
     j->backup_dir = ldg_strdup(backup_dir);
     j->cb = cb;
@@ -364,8 +371,11 @@ int ldg_backup_start(uv_loop_t *loop, struct ldg_cluster *cluster, const char *b
     struct ldg_cluster_status st;
     ldg_cluster_get_status(cluster, &st);
     ldg_cluster_id_format(st.cluster_id, m->source_cluster_id);
+    ldg_cluster_hold(cluster);
     int rv = uv_queue_work(loop, &j->req, work_cb, after_cb);
     if (rv != 0) {
+        ldg_cluster_reader_done(cluster);
+        ldg_cluster_release(cluster);
         ldg_backup_manifest_free(&j->m);
         ldg_free(j->backup_dir);
         ldg_free(j);
