@@ -144,6 +144,20 @@ int ldg_cluster_id_parse(const char *s, uint8_t id[16])
     return n == 32 ? 0 : LDG_ECORRUPT;
 }
 
+/* Whether raft_uv holds a snapshot ("snapshot-*" data files). */
+static bool has_raft_snapshot(const char *raft_dir)
+{
+    DIR *d = opendir(raft_dir);
+    if (d == NULL)
+        return false;
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL)
+        found = strncmp(de->d_name, "snapshot-", 9) == 0;
+    closedir(d);
+    return found;
+}
+
 static bool file_exists(const char *dir, const char *name)
 {
     char *p = path_join(dir, name);
@@ -465,7 +479,7 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
                 "bootstrapped a new one-node cluster cluster_id=%s log_id=%016" PRIx64, uuid,
                 c->log_id);
     }
-    if (bootstrap && opts->restored) {
+    if (opts->restored && !has_raft_snapshot(c->raft_dir)) {
         raft_set_snapshot_threshold(&c->raft, 1);
         raft_set_snapshot_trailing(&c->raft, 0);
         c->restore_snap_pending = true;

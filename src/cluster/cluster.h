@@ -57,12 +57,13 @@ struct ldg_cluster_opts {
     unsigned max_voters;          /* leader auto-promotes caught-up standbys while the
                                      cluster has fewer voters; 0 = 3; capped at 5 */
     /* Additions (backup branch): */
-    bool restored;                /* with a bootstrap: state/ holds restored backup data
-                                     that is not in the new log, so a Raft snapshot is
-                                     taken after the first applied entry and the log
-                                     behind it dropped (joiners then get the state by
-                                     snapshot install); then the configured threshold
-                                     and trailing apply (docs/backups.md §4) */
+    bool restored;                /* state/ holds restored backup data that is not in
+                                     the log: while raft/ holds no snapshot yet (a new
+                                     log, or a crash before the first one), a Raft
+                                     snapshot is taken after the next applied entry and
+                                     the log behind it dropped (joiners then get the
+                                     state by snapshot install); then the configured
+                                     threshold and trailing apply (docs/backups.md §4) */
 };
 /* Defaults applied by ldg_cluster_start for zero fields: batch_size 100,
  * batch_delay_s 0 (flush on the next loop turn; a negative value is 0),

@@ -693,6 +693,12 @@ int ldg_bootstrap_start(struct ldg_bootstrap *b, uv_loop_t *loop, const struct l
         LDG_LOG(LDG_LOG_INFO, "bootstrap",
                 "data directory holds a Raft log: rejoining its cluster as a member "
                 "(bootstrap settings ignored)");
+        /* Started from a backup earlier: cluster.c makes sure a Raft
+         * snapshot of the restored state exists (crash before the first). */
+        char p[4096];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", data_dir, LDG_BACKUP_MANIFEST);
+        b->restored = stat(p, &st) == 0;
         return start_cluster(b, cfg->mode == LDG_MODE_SINGLE, NULL, err);
     }
     if (cfg->mode != LDG_MODE_JOIN) {
