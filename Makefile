@@ -6,6 +6,7 @@
 #   make asan     unit tests and an integration subset under ASan+UBSan
 #   make install  install binaries (PREFIX, default /usr/local)
 #   make bench    build + bench/run.sh (loadgen workloads, stateroot); see bench/RESULTS.md
+#   make bench-cluster  build + bench/cluster.sh (3-node writes vs single, leader failover)
 PREFIX ?= /usr/local
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -16,9 +17,10 @@ PYTEST_ARGS ?=
 ASAN_PYTESTS ?= tests/integration/test_write_read.py tests/integration/test_errors.py \
 	tests/integration/test_watch.py tests/integration/test_admin.py \
 	tests/integration/test_ttl.py tests/integration/test_snapshot_restart.py \
+	tests/integration/test_integrity.py \
 	tests/integration/test_backup.py
 
-.PHONY: all deps build run test unit integration asan install clean bench
+.PHONY: all deps build run test unit integration asan install clean bench bench-cluster
 
 all: build
 
@@ -59,6 +61,9 @@ asan:
 
 bench: build
 	BUILD=$(BUILD) sh bench/run.sh
+
+bench-cluster: build
+	BUILD=$(BUILD) PYTHON=$(PYTHON) sh bench/cluster.sh
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -143,7 +143,7 @@ int ldg_serve_start(struct ldg_serve *s, uv_loop_t *loop, const struct ldg_confi
     s->rpc.cfg = cfg;
     s->rpc.node_id = node_id;
     s->rpc.loop = loop;
-    s->rpc.data_dir = data_path;
+    s->rpc.data_path = data_path;
 
     if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->tls_ca != NULL)
         return ldg_err_set(err, LDG_EUNIMPL,
@@ -235,10 +235,33 @@ static void cluster_stopped_cb(void *arg)
     serve_maybe_done(s);
 }
 
+static void drain_closed_cb(uv_handle_t *h)
+{
+    serve_maybe_done(LDG_CONTAINER_OF((uv_timer_t *)h, struct ldg_serve, drain_timer));
+}
+
+static void drain_timer_cb(uv_timer_t *t)
+{
+    struct ldg_serve *s = LDG_CONTAINER_OF(t, struct ldg_serve, drain_timer);
+    if (s->rpc.pending_work > 0)
+        return;
+    uv_close((uv_handle_t *)t, drain_closed_cb);
+}
+
 static void serve_maybe_done(struct ldg_serve *s)
 {
     if (--s->pending_closes > 0)
         return;
+    /* Integrity checks and snapshots run on the thread pool and read the
+     * store: the cluster (and its store) closes only after they ended. They
+     * were told to stop early (rpc.stop_work) when the stop began. */
+    if (s->rpc.pending_work > 0 && !uv_is_closing((uv_handle_t *)&s->drain_timer)) {
+        LDG_LOG(LDG_LOG_INFO, "node", "waiting for background jobs=%u", s->rpc.pending_work);
+        s->pending_closes++;
+        uv_timer_init(s->loop, &s->drain_timer);
+        uv_timer_start(&s->drain_timer, drain_timer_cb, 20, 20);
+        return;
+    }
     /* gRPC is closed and in-flight calls are done: now the peer clients,
      * then the cluster. */
     if (s->rpc.pool != NULL) {
@@ -284,6 +307,7 @@ void ldg_serve_stop(struct ldg_serve *s, ldg_serve_done_cb done, void *arg)
     if (s->shutting_down)
         return;
     s->shutting_down = true;
+    atomic_store(&s->rpc.stop_work, 1);
     s->done = done;
     s->done_arg = arg;
     s->pending_closes = 1; /* released at the end of this function */

@@ -38,6 +38,7 @@ struct ldg_serve {
     struct ldg_listener *listener;    /* owned */
     struct ldg_metrics_http *metrics; /* owned, NULL when disabled */
     uv_timer_t probe_timer;           /* data directory probe */
+    uv_timer_t drain_timer;           /* stop: waits for thread-pool jobs */
     struct ldg_ttl ttl;               /* leader TTL job (when a cluster runs) */
     bool ttl_started;
     bool disk_writable;               /* last probe result */

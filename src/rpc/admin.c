@@ -1,6 +1,7 @@
-/* ledger.v1.AdminService, issue 3 part: organizations, vaults, ForceGc.
- * (Cluster membership, snapshots, backups, integrity and runtime config
- * stay UNIMPLEMENTED here.)
+/* ledger.v1.AdminService: organizations, vaults, ForceGc. The other
+ * AdminService methods live in admin_cluster.c (membership),
+ * admin_integrity.c (CheckIntegrity, CreateSnapshot) and admin_backup.c
+ * (backups); the rest answer UNIMPLEMENTED (see registry.c).
  *
  * Reads (the Get and List methods) are served from this node's applied
  * state. Changes (the Create and Delete methods) are submitted to the cluster as commands and answered

@@ -19,7 +19,7 @@
 
 static char *backup_dir_of(const struct ldg_rpc_ctx *ctx)
 {
-    return ldg_backup_dir(ctx->cfg, ctx->data_dir ? ctx->data_dir : ".");
+    return ldg_backup_dir(ctx->cfg, ctx->data_path ? ctx->data_path : ".");
 }
 
 static Ledger__V1__BackupInfo *info_of(struct ldg_arena *a, const struct ldg_backup_manifest *m,

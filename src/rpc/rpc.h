@@ -8,6 +8,7 @@
 #ifndef LDG_RPC_RPC_H
 #define LDG_RPC_RPC_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "net/grpc.h"
@@ -50,8 +51,10 @@ struct ldg_rpc_ctx {
     /* Additions (clustering branch): */
     uint64_t node_id;                 /* this node (0 in tests that do not care) */
     struct ldg_rpc_pool *pool;        /* peer clients for forwarding; NULL: none */
-    /* Additions (backup branch): */
-    const char *data_dir;             /* DATA (borrowed): default BACKUP_DIR is DATA/backups */
+    /* Addition (integrity branch): */
+    const char *data_path;            /* DATA directory (borrowed); NULL: none */
+    unsigned pending_work;            /* thread-pool jobs borrowing the ledger */
+    atomic_int stop_work;             /* set at shutdown: long jobs stop early */
 };
 
 /* Free what ldg_rpc_register_all and the node put in |ctx| (routes, token). */
@@ -88,6 +91,7 @@ int ldg_rpc_needs_leader(const char *service, const char *method, const Protobuf
 extern const struct ldg_rpc_impl ldg_rpc_read_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_write_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_admin_impls[];
+extern const struct ldg_rpc_impl ldg_rpc_admin_integrity_impls[]; /* CheckIntegrity, CreateSnapshot */
 extern const struct ldg_rpc_impl ldg_rpc_admin_backup_impls[]; /* Create/List/RestoreBackup */
 
 /* Fill a node health check response (exposed for unit tests).

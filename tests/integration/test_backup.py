@@ -190,6 +190,11 @@ def test_backup_while_writing_then_full_cluster_restore(ledger_factory, tmp_path
         assert (h, tip_hash.hex(), root.hex()) == (v["height"], v["tip_hash"], v["state_root"])
         for height in range(0, v["height"] + 1):  # every block, byte for byte
             assert get_block(d, org, vault, height) == get_block(c, org, vault, height)
+        chk = d.call("AdminService", "CheckIntegrity", "CheckIntegrityRequest",
+                     "CheckIntegrityResponse", 60, organization_slug=org_slug(org),
+                     vault=vault_slug(vault), full_check=True)
+        assert chk.healthy and not chk.issues, chk
+        assert chk.blocks_checked >= v["height"]
     for (org, vault), kv in data.items():
         for key, value in kv.items():
             assert d.read(org, vault, key) == value

@@ -85,8 +85,8 @@ def test_metrics_exposition_counts_and_promtool(ledger_factory):
             assert ch.unary_unary(HEALTH_CHECK)(b"", timeout=5) == b"\x08\x01"
         for _ in range(2):
             with pytest.raises(grpc.RpcError) as ei:
-                ch.unary_unary(CHECK_INTEGRITY)(b"\x18\x01", timeout=5)
-            assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
+                ch.unary_unary(CHECK_INTEGRITY)(b"\x18\x01", timeout=5)  # no organization
+            assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as ei:
             ch.unary_unary(LEDGER_HEALTH)(b"\xff\xff", timeout=5)
         assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -109,7 +109,7 @@ def test_metrics_exposition_counts_and_promtool(ledger_factory):
                 value(before, "ledger_grpc_requests_total", **key))
 
     assert delta("grpc.health.v1.Health", "Check", "OK") == 3
-    assert delta("ledger.v1.AdminService", "CheckIntegrity", "UNIMPLEMENTED") == 2
+    assert delta("ledger.v1.AdminService", "CheckIntegrity", "INVALID_ARGUMENT") == 2
     assert delta("ledger.v1.HealthService", "Check", "INVALID_ARGUMENT") == 1
     assert delta("ledger.v1.HealthService", "Check", "OK") == 1
     assert delta("grpc.health.v1.Health", "Watch", "DEADLINE_EXCEEDED") == 1
@@ -157,7 +157,7 @@ def test_request_log_line_at_debug_shows_method_and_status(ledger_factory):
     pat_ok = re.compile(r"DEBUG .*path=/ledger\.v1\.HealthService/Check code=OK "
                         r"latency_ms=[0-9.]+")
     pat_unimpl = re.compile(r"DEBUG .*path=/ledger\.v1\.AdminService/CheckIntegrity "
-                            r"code=UNIMPLEMENTED latency_ms=[0-9.]+")
+                            r"code=INVALID_ARGUMENT latency_ms=[0-9.]+")
     wait_for(lambda: pat_ok.search(node.log_text()) and pat_unimpl.search(node.log_text()), 5,
              "request log lines")
     # at the default level (info) requests are not logged
