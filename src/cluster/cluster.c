@@ -144,6 +144,20 @@ int ldg_cluster_id_parse(const char *s, uint8_t id[16])
     return n == 32 ? 0 : LDG_ECORRUPT;
 }
 
+/* Whether raft_uv holds a snapshot ("snapshot-*" data files). */
+static bool has_raft_snapshot(const char *raft_dir)
+{
+    DIR *d = opendir(raft_dir);
+    if (d == NULL)
+        return false;
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL)
+        found = strncmp(de->d_name, "snapshot-", 9) == 0;
+    closedir(d);
+    return found;
+}
+
 static bool file_exists(const char *dir, const char *name)
 {
     char *p = path_join(dir, name);
@@ -417,6 +431,7 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
         c->opts.max_voters = 5;
     ldg_buf_init(&c->scratch);
     atomic_init(&c->snap_busy, false);
+    atomic_init(&c->ext_readers, 0);
 
     int rv = ensure_dir(c->raft_dir, err);
     if (rv == 0)
@@ -463,6 +478,11 @@ int ldg_cluster_start(uv_loop_t *loop, const struct ldg_cluster_opts *opts,
         LDG_LOG(LDG_LOG_INFO, "raft",
                 "bootstrapped a new one-node cluster cluster_id=%s log_id=%016" PRIx64, uuid,
                 c->log_id);
+    }
+    if (opts->restored && !has_raft_snapshot(c->raft_dir)) {
+        raft_set_snapshot_threshold(&c->raft, 1);
+        raft_set_snapshot_trailing(&c->raft, 0);
+        c->restore_snap_pending = true;
     }
     rv = raft_start(&c->raft);
     if (rv != 0) {
@@ -546,7 +566,8 @@ err_free:
 
 void ldg_cluster_maybe_finish(struct ldg_cluster *c)
 {
-    if (!c->stopping || !c->raft_closed || c->closing_handles > 0 || c->close_cb == NULL)
+    if (!c->stopping || !c->raft_closed || c->closing_handles > 0 || c->holds > 0 ||
+        c->close_cb == NULL)
         return;
     ldg_cluster_close_cb cb = c->close_cb;
     void *arg = c->close_arg;
@@ -617,6 +638,23 @@ void ldg_cluster_stop(struct ldg_cluster *c, ldg_cluster_close_cb cb, void *arg)
         ldg_free(t);
     }
     stop_close_raft(c);
+}
+
+void ldg_cluster_hold(struct ldg_cluster *c)
+{
+    c->holds++;
+    atomic_fetch_add(&c->ext_readers, 1);
+}
+
+void ldg_cluster_reader_done(struct ldg_cluster *c)
+{
+    atomic_fetch_sub(&c->ext_readers, 1);
+}
+
+void ldg_cluster_release(struct ldg_cluster *c)
+{
+    c->holds--;
+    ldg_cluster_maybe_finish(c);
 }
 
 void ldg_cluster_listener_closing(struct ldg_cluster *c)

@@ -56,6 +56,14 @@ struct ldg_cluster_opts {
     bool force;                   /* with single: allowed even if this node was not a voter */
     unsigned max_voters;          /* leader auto-promotes caught-up standbys while the
                                      cluster has fewer voters; 0 = 3; capped at 5 */
+    /* Additions (backup branch): */
+    bool restored;                /* state/ holds restored backup data that is not in
+                                     the log: while raft/ holds no snapshot yet (a new
+                                     log, or a crash before the first one), a Raft
+                                     snapshot is taken after the next applied entry and
+                                     the log behind it dropped (joiners then get the
+                                     state by snapshot install); then the configured
+                                     threshold and trailing apply (docs/backups.md §4) */
 };
 /* Defaults applied by ldg_cluster_start for zero fields: batch_size 100,
  * batch_delay_s 0 (flush on the next loop turn; a negative value is 0),
@@ -124,6 +132,17 @@ struct ldg_ledger *ldg_cluster_ledger(struct ldg_cluster *c);
 typedef void (*ldg_cluster_barrier_cb)(void *arg, int status);
 int ldg_cluster_barrier(struct ldg_cluster *c, uint64_t timeout_ms, ldg_cluster_barrier_cb cb,
                         void *arg);
+
+/* A thread-pool job reading the LMDB environment directly (a backup's
+ * mdb_env_copy2) brackets its use:
+ *   ldg_cluster_hold     loop thread, before queueing: the store stays open
+ *                        past ldg_cluster_stop until the release, and map
+ *                        growth waits until ldg_cluster_reader_done
+ *   ldg_cluster_reader_done  any thread, when the job stopped reading
+ *   ldg_cluster_release  loop thread, after the job (may finish a stop) */
+void ldg_cluster_hold(struct ldg_cluster *c);
+void ldg_cluster_reader_done(struct ldg_cluster *c);
+void ldg_cluster_release(struct ldg_cluster *c);
 
 /* ---- block announcements (WatchBlocks) ---- */
 

@@ -63,6 +63,11 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 {
     struct ldg_cluster *c = fsm->data;
     *result = NULL;
+    if (c->restore_snap_done) {
+        c->restore_snap_done = false;
+        raft_set_snapshot_threshold(&c->raft, c->opts.snapshot_threshold);
+        raft_set_snapshot_trailing(&c->raft, c->opts.snapshot_trailing);
+    }
     struct ldg_entry e;
     size_t len = 0;
     int rv = ldg_cluster_unframe(buf->base, buf->len, &len);
@@ -95,8 +100,9 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         if (rv != LDG_EFULL)
             fatal("apply entry", rv);
         /* Growing the map needs no read txn open in this process: wait for
-         * a snapshot being serialised (rare: only on map growth). */
-        while (atomic_load(&c->snap_busy))
+         * a snapshot being serialised or a backup copying the environment
+         * (rare: only on map growth). */
+        while (atomic_load(&c->snap_busy) || atomic_load(&c->ext_readers) > 0)
             usleep(1000);
         rv = ldg_store_grow(&c->store);
         if (rv != 0)
@@ -172,6 +178,10 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
                                  unsigned *n_bufs)
 {
     struct ldg_cluster *c = fsm->data;
+    if (c->restore_snap_pending) {
+        c->restore_snap_pending = false;
+        c->restore_snap_done = true; /* reset at the next apply, after the log is cut */
+    }
     if (c->snap_txn != NULL) { /* snapshot_async never ran */
         ldg_store_txn_abort(c->snap_txn);
         c->snap_txn = NULL;

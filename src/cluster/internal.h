@@ -99,6 +99,10 @@ struct ldg_cluster {
     /* FSM */
     MDB_txn *snap_txn;             /* open between snapshot and snapshot_async end */
     atomic_bool snap_busy;         /* snapshot_async is serialising */
+    atomic_int ext_readers;        /* ldg_cluster_hold jobs still reading LMDB */
+    int holds;                     /* ldg_cluster_hold not yet released */
+    bool restore_snap_pending;     /* restored data: first snapshot not taken yet */
+    bool restore_snap_done;        /* ... taken: restore the configured settings */
     int64_t last_ts_us;            /* stamp of the newest entry seen */
     uint64_t applied_entries;      /* command entries applied by this object */
     uint64_t restores, restore_skips;

@@ -9,9 +9,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <arpa/inet.h>
 
 #include "cluster/cluster.h"
+#include "node/backup.h"
 #include "ledger/v1/ledger.pb-c.h"
 #include "node/serve.h"
 #include "node/ttl.h"
@@ -340,6 +342,7 @@ static void start_watch(struct ldg_bootstrap *b)
 static int start_cluster(struct ldg_bootstrap *b, bool bootstrap_single,
                          const uint8_t *join_id, struct ldg_err *err)
 {
+    bool restored = b->restored;
     const struct ldg_config *cfg = b->cfg;
     unsigned voters = cfg->cluster_size < 3 ? 3 : cfg->cluster_size;
     struct ldg_cluster_opts copts = {
@@ -360,6 +363,7 @@ static int start_cluster(struct ldg_bootstrap *b, bool bootstrap_single,
         .single = cfg->mode == LDG_MODE_SINGLE,
         .force = cfg->force,
         .max_voters = voters > 5 ? 5 : voters,
+        .restored = restored,
     };
     int rv = ldg_cluster_start(b->loop, &copts, bootstrap_single, b->serve->listener,
                                &b->serve->rpc.cluster, err);
@@ -381,6 +385,37 @@ static void boot_fail(struct ldg_bootstrap *b, const char *msg)
     if (b->timer_init)
         uv_timer_stop(&b->timer);
     b->fail(b->fail_arg, msg);
+}
+
+/* SPEC §3.2/§3.4: a data dir restored from a backup (or holding only its
+ * archive, unpacked here) starts a NEW one-node cluster over that state, in
+ * --single and --cluster N alike (then admitting joiners up to N voters).
+ * Returns 1 when started, 0 when the dir is not restored data, or < 0. */
+static int start_restored(struct ldg_bootstrap *b, struct ldg_err *err)
+{
+    struct ldg_backup_manifest m;
+    int rv = ldg_backup_restore_prepare(b->data_dir, &m, err);
+    if (rv <= 0)
+        return rv < 0 ? ldg_err_wrap(err, "restore from backup") : 0;
+    char ts[32];
+    time_t t = (time_t)m.created_at;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    LDG_LOG(LDG_LOG_WARN, "bootstrap",
+            "restored from backup %s (created %s, tag \"%s\") source_cluster=%s applied_index=%"
+            PRIu64 " applied_log_id=%016" PRIx64 " vaults=%zu: starting a NEW cluster (new "
+            "cluster id, new Raft log) with this node as its only voter%s",
+            m.backup_id, ts, m.tag, m.source_cluster_id[0] ? m.source_cluster_id : "unknown",
+            m.applied_index, m.log_id, m.nvaults,
+            b->cfg->mode == LDG_MODE_CLUSTER && b->cfg->cluster_size > 1
+                ? "; other nodes join it (JoinCluster / --join / --cluster N with PEERS "
+                  "pointing here) up to CLUSTER voters"
+                : "");
+    ldg_backup_manifest_free(&m);
+    b->restored = true;
+    rv = start_cluster(b, true, NULL, err);
+    return rv != 0 ? rv : 1;
 }
 
 static bool has_raft_log(const char *data_dir)
@@ -658,7 +693,18 @@ int ldg_bootstrap_start(struct ldg_bootstrap *b, uv_loop_t *loop, const struct l
         LDG_LOG(LDG_LOG_INFO, "bootstrap",
                 "data directory holds a Raft log: rejoining its cluster as a member "
                 "(bootstrap settings ignored)");
+        /* Started from a backup earlier: cluster.c makes sure a Raft
+         * snapshot of the restored state exists (crash before the first). */
+        char p[4096];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", data_dir, LDG_BACKUP_MANIFEST);
+        b->restored = stat(p, &st) == 0;
         return start_cluster(b, cfg->mode == LDG_MODE_SINGLE, NULL, err);
+    }
+    if (cfg->mode != LDG_MODE_JOIN) {
+        rv = start_restored(b, err);
+        if (rv != 0)
+            return rv < 0 ? rv : 0;
     }
     if (cfg->mode == LDG_MODE_SINGLE)
         return start_cluster(b, true, NULL, err);

@@ -81,6 +81,7 @@ struct ldg_bootstrap {
     bool watch_init;
     uint64_t leaderless_since;
     int watch_inflight;
+    bool restored;            /* started from restored backup data (SPEC §3.4) */
 };
 
 /* Start: either starts the cluster now (existing log, --single) or begins

@@ -106,6 +106,8 @@ int ldg_node_start(struct ldg_node *node, uv_loop_t *loop, const struct ldg_conf
         return rv;
     }
     node->started = true;
+    ldg_backup_sched_start(&node->backups, loop, cfg, node->datadir.path, node->datadir.node_id,
+                           (struct ldg_cluster *const *)&node->serve.rpc.cluster);
     LDG_LOG(LDG_LOG_INFO, "node",
             "starting version=%s node_id=%" PRIu64 " mode=%s cluster_size=%u listen=%s "
             "advertise=%s data=%s env_file=%s",
@@ -128,6 +130,7 @@ void ldg_node_stop(struct ldg_node *node)
         return;
     node->stopping = true;
     ldg_bootstrap_stop(&node->boot);
+    ldg_backup_sched_stop(&node->backups);
     if (node->serving) {
         node->serving = false;
         ldg_serve_stop(&node->serve, NULL, NULL);

@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "node/backup.h"
 #include "node/bootstrap.h"
 #include "node/config.h"
 #include "node/datadir.h"
@@ -36,6 +37,7 @@ struct ldg_node {
     bool serving;                   /* serve was started and not yet stopped */
     struct ldg_bootstrap boot;      /* bootstrap / join (clustering) */
     int exit_status;                /* 1 after a runtime failure (bootstrap gave up) */
+    struct ldg_backup_sched backups;/* periodic backups (BACKUP_INTERVAL) */
 };
 
 /* Apply cfg's log level and format (auto: text when stderr is a TTY, else

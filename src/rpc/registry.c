@@ -33,6 +33,7 @@ static const struct ldg_rpc_impl *const impl_tables[] = {
     ldg_rpc_write_impls,
     ldg_rpc_admin_impls,
     ldg_rpc_admin_integrity_impls,
+    ldg_rpc_admin_backup_impls,
 };
 
 /* Methods that always run on the leader (SPEC §4: writes and linearizable

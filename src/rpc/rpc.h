@@ -92,6 +92,7 @@ extern const struct ldg_rpc_impl ldg_rpc_read_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_write_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_admin_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_admin_integrity_impls[]; /* CheckIntegrity, CreateSnapshot */
+extern const struct ldg_rpc_impl ldg_rpc_admin_backup_impls[]; /* Create/List/RestoreBackup */
 
 /* Fill a node health check response (exposed for unit tests).
  * Returns the HealthStatus value and writes a reason to |msg|. */
