@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cluster/cluster.h"
+#include "ledger/local_health.h"
 #include "ledger/v1/ledger.pb-c.h"
 #include "node/ttl.h"
 #include "rpc/common.h"
@@ -458,6 +459,8 @@ static void get_vault_handler(struct ldg_grpc_call *call, const ProtobufCMessage
     if (ldg_rpc_txn_begin(call, ud, &r) != 0)
         return;
     int rv = ldg_ledger_get_chain(r.ledger, r.txn, org, vault, &r.chain);
+    if (rv == 0)
+        rv = ldg_local_health_apply(r.ledger->store, r.txn, &r.chain);
     if (rv == LDG_ENOTFOUND) {
         ldg_grpc_call_fail(call, LDG_GRPC_NOT_FOUND,
                            "vault %" PRIu64 " of organization %" PRIu64 " not found", vault, org);
@@ -475,6 +478,7 @@ static void get_vault_handler(struct ldg_grpc_call *call, const ProtobufCMessage
 struct vault_page {
     struct ldg_arena *a;
     struct ldg_rpc_ctx *ctx;
+    struct ldg_rpc_read *r; /* txn for this node's chain health */
     Ledger__V1__VaultInfo **rows;
     size_t n, cap, limit; /* limit 0: all */
     uint64_t last[2]; /* org, vault */
@@ -496,7 +500,11 @@ static int vault_row_cb(const struct ldg_chain_info *c, void *arg)
         pg->rows = rows;
         pg->cap = ncap;
     }
-    pg->rows[pg->n++] = vault_info(pg->a, pg->ctx, c);
+    struct ldg_chain_info eff = *c;
+    int rv = ldg_local_health_apply(pg->r->ledger->store, pg->r->txn, &eff);
+    if (rv != 0)
+        return rv;
+    pg->rows[pg->n++] = vault_info(pg->a, pg->ctx, &eff);
     pg->last[0] = c->org;
     pg->last[1] = c->vault;
     return 0;
@@ -524,7 +532,7 @@ static void list_vaults_handler(struct ldg_grpc_call *call, const ProtobufCMessa
         return;
     struct ldg_arena a;
     ldg_arena_init(&a);
-    struct vault_page pg = {.a = &a, .ctx = ud, .limit = limit};
+    struct vault_page pg = {.a = &a, .ctx = ud, .r = &r, .limit = limit};
     int rv = ldg_ledger_list_vaults(r.ledger, r.txn, org, after[0], after[1], false,
                                     limit ? limit + 1 : 0, vault_row_cb, &pg);
     if (rv != 0 && rv != 1) {

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "cluster/cluster.h"
+#include "ledger/local_health.h"
 #include "rpc/common.h"
 #include "rpc/validate.h"
 #include "util/log.h"
@@ -139,6 +140,11 @@ int ldg_rpc_chain_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, uin
         ldg_rpc_fail_storage(call, rv, "read chain");
         goto fail;
     }
+    rv = ldg_local_health_apply(r->ledger->store, r->txn, &r->chain);
+    if (rv != 0) {
+        ldg_rpc_fail_storage(call, rv, "read this node's chain health");
+        goto fail;
+    }
     int st = r->chain.status;
     if (access == LDG_RPC_INSPECT)
         return 0;
@@ -149,11 +155,11 @@ int ldg_rpc_chain_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, uin
                                vault, org);
             goto fail;
         }
-        if (st == LDG_STATUS_DIVERGED) {
+        if (st == LDG_STATUS_DIVERGED || st == LDG_STATUS_RECOVERING) {
             ldg_grpc_call_fail(call, LDG_GRPC_UNAVAILABLE,
-                               "vault %" PRIu64 " of organization %" PRIu64 " is DIVERGED on this "
+                               "vault %" PRIu64 " of organization %" PRIu64 " is %s on this "
                                "node: read from another node, or run RecoverVault here",
-                               vault, org);
+                               vault, org, st == LDG_STATUS_DIVERGED ? "DIVERGED" : "RECOVERING");
             goto fail;
         }
     } else if (st != LDG_STATUS_ACTIVE) {

@@ -25,7 +25,7 @@ struct ldg_rpc_read {
 };
 
 enum ldg_rpc_access {
-    LDG_RPC_READ = 0,    /* DIVERGED -> UNAVAILABLE, DELETED -> NOT_FOUND */
+    LDG_RPC_READ = 0,    /* DIVERGED/RECOVERING -> UNAVAILABLE, DELETED -> NOT_FOUND */
     LDG_RPC_WRITE = 1,   /* not ACTIVE -> FAILED_PRECONDITION */
     LDG_RPC_INSPECT = 2, /* any status (integrity checks, snapshots): existence only */
 };
@@ -38,7 +38,8 @@ int ldg_rpc_txn_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx,
                       struct ldg_rpc_read *r);
 
 /* Begin a read txn and look up (org, vault): unknown -> NOT_FOUND; then the
- * access rules above. On success the caller ends with ldg_rpc_read_end. */
+ * access rules above, on this node's effective status (r->chain.status
+ * includes the node-local divergence marker, ledger/local_health.h). On success the caller ends with ldg_rpc_read_end. */
 int ldg_rpc_chain_begin(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx, uint64_t org,
                         uint64_t vault, enum ldg_rpc_access access, struct ldg_rpc_read *r);
 void ldg_rpc_read_end(struct ldg_rpc_read *r);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "crypto/sha256.h"
+#include "ledger/local_health.h"
 #include "ledger/v1/ledger.pb-c.h"
 #include "rpc/common.h"
 #include "rpc/rpc.h"
@@ -62,6 +63,8 @@ static void vault_health(struct ldg_grpc_call *call, struct ldg_rpc_ctx *ctx,
         return;
     struct ldg_chain_info ch;
     int rv = ldg_ledger_get_chain(r.ledger, r.txn, org, vault, &ch);
+    if (rv == 0)
+        rv = ldg_local_health_apply(r.ledger->store, r.txn, &ch);
     if (rv == 0 && (vault == 0 || ch.status == LDG_STATUS_DELETED))
         rv = LDG_ENOTFOUND;
     if (rv != 0) {

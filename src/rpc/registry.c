@@ -34,6 +34,7 @@ static const struct ldg_rpc_impl *const impl_tables[] = {
     ldg_rpc_admin_impls,
     ldg_rpc_admin_integrity_impls,
     ldg_rpc_admin_backup_impls,
+    ldg_rpc_admin_recover_impls,
 };
 
 /* Methods that always run on the leader (SPEC §4: writes and linearizable
@@ -126,6 +127,7 @@ static void dispatch(struct ldg_grpc_call *call, const ProtobufCMessage *req, vo
 
 void ldg_rpc_ctx_close(struct ldg_rpc_ctx *ctx)
 {
+    ldg_rpc_divergence_close(ctx);
     for (size_t i = 0; i < ctx->nroutes; i++)
         ldg_free(ctx->routes[i]);
     ldg_free(ctx->routes);
@@ -149,6 +151,7 @@ static struct ldg_rpc_route *route_new(struct ldg_rpc_ctx *ctx, const char *serv
 
 int ldg_rpc_register_all(ldg_rpc_add_fn add, void *server, struct ldg_rpc_ctx *ctx)
 {
+    ldg_rpc_divergence_init(ctx);
     for (size_t s = 0; s < LDG_ARRAY_SIZE(services); s++) {
         const ProtobufCServiceDescriptor *sd = services[s];
         for (unsigned m = 0; m < sd->n_methods; m++) {

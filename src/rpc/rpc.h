@@ -57,7 +57,8 @@ struct ldg_rpc_ctx {
     atomic_int stop_work;             /* set at shutdown: long jobs stop early */
 };
 
-/* Free what ldg_rpc_register_all and the node put in |ctx| (routes, token). */
+/* Free what ldg_rpc_register_all and the node put in |ctx| (routes, token,
+ * metrics collector). */
 void ldg_rpc_ctx_close(struct ldg_rpc_ctx *ctx);
 
 /* One implemented method: looked up by service + method name at registration. */
@@ -93,6 +94,14 @@ extern const struct ldg_rpc_impl ldg_rpc_write_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_admin_impls[];
 extern const struct ldg_rpc_impl ldg_rpc_admin_integrity_impls[]; /* CheckIntegrity, CreateSnapshot */
 extern const struct ldg_rpc_impl ldg_rpc_admin_backup_impls[]; /* Create/List/RestoreBackup */
+extern const struct ldg_rpc_impl ldg_rpc_admin_recover_impls[]; /* SimulateDivergence, RecoverVault */
+
+/* Divergence metrics (admin_recover.c): register ledger_determinism_bug_total,
+ * ledger_vault_recovery_{attempts,failures}_total and the ledger_vaults{status}
+ * collector reading |ctx|'s ledger (called by ldg_rpc_register_all); close
+ * removes the collector (called by ldg_rpc_ctx_close). */
+void ldg_rpc_divergence_init(struct ldg_rpc_ctx *ctx);
+void ldg_rpc_divergence_close(struct ldg_rpc_ctx *ctx);
 
 /* Fill a node health check response (exposed for unit tests).
  * Returns the HealthStatus value and writes a reason to |msg|. */

@@ -127,7 +127,9 @@ static int load_txn(MDB_txn *txn, void *arg)
 {
     struct load_ctx *c = arg;
     c->txn = txn;
-    for (int t = 0; t < LDG_T_COUNT; t++) {
+    for (int t = 0; t < LDG_T_ALL; t++) {
+        if (t >= LDG_T_COUNT && c->s->local_missing)
+            continue;
         int rc = mdb_drop(txn, c->s->dbi[t], 0);
         if (rc != 0) {
             if (rc == MDB_MAP_FULL)

@@ -13,7 +13,7 @@
 #define DEFAULT_MAX_MAP_SIZE ((size_t)1 << 40)
 #define MAX_DBS 32
 
-static const char *const table_names[LDG_T_COUNT] = {
+static const char *const table_names[LDG_T_ALL] = {
     [LDG_T_META] = "meta",
     [LDG_T_ORGS] = "orgs",
     [LDG_T_CHAINS] = "chains",
@@ -28,11 +28,12 @@ static const char *const table_names[LDG_T_COUNT] = {
     [LDG_T_CLIENTS] = "clients",
     [LDG_T_IDEM] = "idem",
     [LDG_T_IDEM_BY_TIME] = "idem_by_time",
+    [LDG_T_LOCAL_HEALTH] = "local_health",
 };
 
 const char *ldg_store_table_name(enum ldg_table t)
 {
-    if ((int)t < 0 || t >= LDG_T_COUNT)
+    if ((int)t < 0 || t >= LDG_T_ALL)
         return "?";
     return table_names[t];
 }
@@ -88,8 +89,13 @@ int ldg_store_open(struct ldg_store *s, const char *path,
     rc = mdb_txn_begin(s->env, NULL, ro ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
         goto err_mdb_env;
-    for (int t = 0; t < LDG_T_COUNT; t++) {
+    for (int t = 0; t < LDG_T_ALL; t++) {
         rc = mdb_dbi_open(txn, table_names[t], ro ? 0 : MDB_CREATE, &s->dbi[t]);
+        if (rc == MDB_NOTFOUND && ro && t >= LDG_T_COUNT) {
+            /* A store written before node-local tables existed: nothing to read. */
+            s->local_missing = true;
+            continue;
+        }
         if (rc != 0) {
             mdb_txn_abort(txn);
             goto err_mdb_env;

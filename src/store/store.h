@@ -34,7 +34,10 @@ enum ldg_table {
     LDG_T_CLIENTS,         /* chain ‖ client_id -> last sequence */
     LDG_T_IDEM,            /* len ‖ client_id ‖ idem_key -> record */
     LDG_T_IDEM_BY_TIME,    /* entry ts ‖ idem key -> - */
-    LDG_T_COUNT
+    LDG_T_COUNT,           /* number of REPLICATED tables: the ones dumps carry */
+    /* Node-local tables (never in a dump, never replicated): */
+    LDG_T_LOCAL_HEALTH = LDG_T_COUNT, /* chain -> this node's divergence marker */
+    LDG_T_ALL              /* every table */
 };
 
 struct ldg_store_opts {
@@ -45,7 +48,8 @@ struct ldg_store_opts {
 
 struct ldg_store {
     MDB_env *env;
-    MDB_dbi dbi[LDG_T_COUNT];
+    MDB_dbi dbi[LDG_T_ALL];
+    bool local_missing;  /* read-only open of a store without the node-local tables */
     size_t map_size;     /* current map size */
     size_t max_map_size;
     char *path;          /* directory, owned */
@@ -135,8 +139,10 @@ int64_t ldg_store_del_prefix(struct ldg_store *s, MDB_txn *txn, enum ldg_table t
  *   per table, in enum order: table u8 ‖ rows u64 ‖ rows of
  *       klen u32 ‖ key ‖ vlen u32 ‖ value        (LMDB key order)
  *   sha256[32] over everything before it
- * A dump taken in one read txn is a consistent image of every table,
- * including the applied position (meta "applied"). */
+ * A dump taken in one read txn is a consistent image of every replicated
+ * table, including the applied position (meta "applied"). Node-local tables
+ * (LDG_T_LOCAL_HEALTH) are never dumped; a load empties them (the markers
+ * describe the state being replaced). */
 #define LDG_STORE_DUMP_VERSION 1
 
 /* Append the dump of every table as seen by |txn| (read or write) to |out|.
