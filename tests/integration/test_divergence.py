@@ -4,6 +4,7 @@ determinism_bug, GetVault shows DIVERGED, RecoverVault, CheckIntegrity) on a
 --single node started with --allow-fault-injection, the flag being required,
 and on a 3-node cluster the divergence staying local to the node it hit."""
 
+import pathlib
 import re
 import subprocess
 import time
@@ -217,3 +218,39 @@ def test_divergence_is_local_to_one_node(cluster_factory):
     mine = victim.call(A + "GetVault", chain(org, vault))
     assert mine["stateRoot"] == ref["stateRoot"] and mine["height"] == ref["height"], (mine, ref)
     assert vault_status(victim, org, vault) == "VAULT_STATUS_ACTIVE"
+
+
+def test_recover_vault_fails_on_damaged_local_data(ledger_factory):
+    """A copy the local data cannot rebuild (a transaction's bytes damaged on
+    disk) stays DIVERGED and RecoverVault tells the operator to resync."""
+    node = ledger_factory(extra_args=("--allow-fault-injection",))
+    org, (bad, good) = populate(node)
+    write(node, org, bad, [set_op("victim", "PAYLOAD-TO-DAMAGE-0123456789")])
+    node.stop()
+    path = pathlib.Path(node.data_dir) / "state" / "data.mdb"
+    data = path.read_bytes()
+    assert data.count(b"PAYLOAD-TO-DAMAGE-0123456789") >= 1
+    path.write_bytes(data.replace(b"PAYLOAD-TO-DAMAGE-0123456789",
+                                  b"PAYLOAD-TO-DAMAGE-9876543210"))
+    node.start()
+
+    node.call(A + "SimulateDivergence", chain(org, bad))
+    r = node.call(A + "RecoverVault", chain(org, bad))
+    assert r.get("success", False) is False, r
+    assert r["status"] == "VAULT_STATUS_DIVERGED", r
+    assert "resync this node from a healthy replica" in r["message"], r
+    assert "--join" in r["message"] and "LeaveCluster" in r["message"], r
+    assert "tx_root_mismatch" in r["message"] or "leaf_mismatch" in r["message"], r
+    assert vault_status(node, org, bad) == "VAULT_STATUS_DIVERGED"
+    code, _ = err(node, READ, dict(chain(org, bad), key="user:1"))
+    assert code == "Unavailable"
+    text = node.metrics()
+    assert series(text, "ledger_vault_recovery_attempts_total", "") == 1, text
+    assert series(text, "ledger_vault_recovery_failures_total", "") == 1, text
+    # The other vault is untouched.
+    assert read(node, org, good, "user:1")["value"] == b64("other-1")
+
+    # force on a damaged chain that was never marked finds it too and marks it.
+    r = node.call(A + "RecoverVault", dict(chain(org, bad), force=True))
+    assert r.get("success", False) is False and r["status"] == "VAULT_STATUS_DIVERGED", r
+    assert series(node.metrics(), "ledger_vault_recovery_failures_total", "") == 2
