@@ -18,7 +18,7 @@ ASAN_PYTESTS ?= tests/integration/test_write_read.py tests/integration/test_erro
 	tests/integration/test_watch.py tests/integration/test_admin.py \
 	tests/integration/test_ttl.py tests/integration/test_snapshot_restart.py \
 	tests/integration/test_integrity.py \
-	tests/integration/test_backup.py
+	tests/integration/test_backup.py tests/integration/test_divergence.py
 
 .PHONY: all deps build run test unit integration asan install clean bench bench-cluster
 
