@@ -412,7 +412,8 @@ int ldg_ctl_cmd_tip(struct ldg_ctl *ctl, int argc, char **argv)
         ldg_ctl_cell(&t, "%s", ldg_ctl_hash_hex(tip->state_root, h2));
         ldg_ctl_reply_clear(&r);
     }
-    emit(ctl, &t);
+    if (t.n_rows > 0 || rc == LDG_CTL_EXIT_OK)
+        emit(ctl, &t);
     ldg_ctl_table_free(&t);
     ldg_ctl_chains_free(&cs);
     return rc;

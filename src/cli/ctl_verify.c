@@ -261,7 +261,7 @@ static void check_write_read(struct verify *v)
         return;
     }
     char target[80];
-    snprintf(target, sizeof target, "org %" PRIu64 " vault %" PRIu64, org, vault);
+    snprintf(target, sizeof target, "org:%" PRIu64 "/vault:%" PRIu64, org, vault);
     uint8_t rnd[16], idem[16];
     char value[33];
     random_bytes(rnd, sizeof rnd);
