@@ -1,5 +1,6 @@
 /* Bootstrap (see bootstrap.h). */
 #include "node/bootstrap.h"
+#include "node/notify.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -374,6 +375,7 @@ static int start_cluster(struct ldg_bootstrap *b, bool bootstrap_single,
     ldg_ttl_start(&b->serve->ttl, b->loop, b->serve->rpc.cluster, LDG_TTL_DEFAULT_INTERVAL_MS);
     b->serve->ttl_started = true;
     start_watch(b);
+    ldg_notify_ready("serving; replicated ledger started");
     return 0;
 }
 

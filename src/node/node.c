@@ -5,6 +5,7 @@
  * returns and the caller closes the node, which releases the lock and removes
  * an ephemeral directory. */
 #include "node/node.h"
+#include "node/notify.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -129,6 +130,7 @@ void ldg_node_stop(struct ldg_node *node)
     if (node->stopping)
         return;
     node->stopping = true;
+    ldg_notify_stopping();
     ldg_bootstrap_stop(&node->boot);
     ldg_backup_sched_stop(&node->backups);
     if (node->serving) {
