@@ -18,6 +18,7 @@
 #include "cluster/internal.h"
 #include "cluster/transport.h"
 #include "net/listener.h"
+#include "loop_until.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -25,24 +26,7 @@
 
 /* ---- helpers ---- */
 
-static void tick_cb(uv_timer_t *t)
-{
-    (void)t;
-}
 
-/* Run |loop| until *flag is true or |ms| passed; returns *flag. */
-static bool run_until(uv_loop_t *loop, const bool *flag, uint64_t ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, tick_cb, 5, 5);
-    uint64_t deadline = uv_now(loop) + ms;
-    while (!*flag && uv_now(loop) < deadline)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *flag;
-}
 
 struct env {
     uv_loop_t loop;
@@ -70,7 +54,7 @@ static void env_init(struct env *e)
 static void env_close(struct env *e)
 {
     ldg_listener_close(e->listener, listener_closed_cb, &e->listener_closed);
-    assert_true(run_until(&e->loop, &e->listener_closed, 5000));
+    assert_true(loop_wait_flag(&e->loop, &e->listener_closed, 5000));
     uv_run(&e->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&e->loop), 0);
     rm_dir(e->dir);
@@ -102,7 +86,7 @@ static void wait_leader(struct env *e)
     uint64_t deadline = uv_now(&e->loop) + 5000;
     bool done = false;
     while (!is_leader(e->c) && uv_now(&e->loop) < deadline) {
-        run_until(&e->loop, &done, 10);
+        loop_wait_flag(&e->loop, &done, 10);
     }
     assert_true(is_leader(e->c));
 }
@@ -125,7 +109,7 @@ static void stop(struct env *e)
 {
     bool done = false;
     ldg_cluster_stop(e->c, stopped_cb, &done);
-    assert_true(run_until(&e->loop, &done, 5000));
+    assert_true(loop_wait_flag(&e->loop, &done, 5000));
     e->c = NULL;
 }
 
@@ -166,7 +150,7 @@ static void submit_wait(struct env *e, const struct ldg_cmd *cmd, struct sub *s)
 {
     memset(s, 0, sizeof *s);
     assert_int_equal(ldg_cluster_submit(e->c, cmd, 5000, sub_cb, s), 0);
-    assert_true(run_until(&e->loop, &s->done, 5000));
+    assert_true(loop_wait_flag(&e->loop, &s->done, 5000));
     assert_int_equal(s->status, 0);
 }
 
@@ -324,7 +308,7 @@ static void test_single_write_restart_barrier(void **state)
         assert_int_equal(ldg_cluster_submit(e.c, &c, 5000, sub_cb, &many[i]), 0);
     }
     memset(keys, 0, sizeof keys); /* the cluster copied them */
-    assert_true(run_until(&e.loop, &many[4].done, 5000));
+    assert_true(loop_wait_flag(&e.loop, &many[4].done, 5000));
     for (int i = 0; i < 5; i++) {
         assert_true(many[i].done);
         assert_int_equal(many[i].res.code, LDG_RES_OK);
@@ -337,7 +321,7 @@ static void test_single_write_restart_barrier(void **state)
     struct barrier_state b1 = {.c = e.c}, b2 = {.c = e.c};
     assert_int_equal(ldg_cluster_barrier(e.c, 5000, barrier_cb, &b1), 0);
     assert_int_equal(ldg_cluster_barrier(e.c, 5000, barrier_cb, &b2), 0);
-    assert_true(run_until(&e.loop, &b2.done, 5000));
+    assert_true(loop_wait_flag(&e.loop, &b2.done, 5000));
     assert_true(b1.done);
     assert_int_equal(b1.status, 0);
     assert_int_equal(b2.status, 0);
@@ -403,7 +387,7 @@ static void test_submit_errors(void **state)
     struct ldg_cmd co = {.type = LDG_CMD_CREATE_ORG, .name = B("slow")};
     memset(&s, 0, sizeof s);
     assert_int_equal(ldg_cluster_submit(e.c, &co, 20, sub_cb, &s), 0);
-    assert_true(run_until(&e.loop, &s.done, 5000));
+    assert_true(loop_wait_flag(&e.loop, &s.done, 5000));
     assert_int_equal(s.status, LDG_ETIMEDOUT);
     stop(&e);
     env_close(&e);
@@ -448,7 +432,7 @@ static void test_snapshot_restore(void **state)
     uint64_t deadline = uv_now(&e.loop) + 5000;
     bool never = false;
     while (count_snapshots(e.dir) == 0 && uv_now(&e.loop) < deadline)
-        run_until(&e.loop, &never, 20);
+        loop_wait_flag(&e.loop, &never, 20);
     assert_true(count_snapshots(e.dir) > 0);
     struct ldg_chain_info tip1, org1;
     get_tip(&e, org, vault, &tip1);
@@ -590,7 +574,7 @@ static void tp_side_close(struct tp_side *s, uv_loop_t *loop)
     if (s->stream)
         uv_close((uv_handle_t *)s->stream, stream_closed_cb);
     s->t.close(&s->t, tp_closed_cb);
-    assert_true(run_until(loop, &s->closed, 2000));
+    assert_true(loop_wait_flag(loop, &s->closed, 2000));
     ldg_transport_free(&s->t);
 }
 
@@ -648,7 +632,7 @@ static void tp_env_init(struct tp_env *te)
 static void tp_env_close(struct tp_env *te)
 {
     ldg_listener_close(te->listener, listener_closed_cb, &te->listener_closed);
-    assert_true(run_until(&te->loop, &te->listener_closed, 2000));
+    assert_true(loop_wait_flag(&te->loop, &te->listener_closed, 2000));
     uv_run(&te->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&te->loop), 0);
 }
@@ -665,10 +649,10 @@ static void test_transport_handshake(void **state)
     struct conn_state cs;
     memset(&cs, 0, sizeof cs);
     assert_int_equal(client.t.connect(&client.t, &cs.req, 2, te.addr, tp_connect_cb), 0);
-    assert_true(run_until(&te.loop, &cs.done, 3000));
+    assert_true(loop_wait_flag(&te.loop, &cs.done, 3000));
     assert_int_equal(cs.status, 0);
     assert_non_null(cs.stream);
-    assert_true(run_until(&te.loop, &server.accepted, 3000));
+    assert_true(loop_wait_flag(&te.loop, &server.accepted, 3000));
     assert_int_equal(server.peer_id, 1);
     assert_string_equal(server.peer_addr, "127.0.0.1:1111");
 
@@ -681,8 +665,8 @@ static void test_transport_handshake(void **state)
     write_str(server.stream, "abc");
     assert_int_equal(uv_read_start(server.stream, rd_alloc, rd_read), 0);
     assert_int_equal(uv_read_start(cs.stream, rd_alloc, rd_read), 0);
-    assert_true(run_until(&te.loop, &srv_rd.done, 3000));
-    assert_true(run_until(&te.loop, &cli_rd.done, 3000));
+    assert_true(loop_wait_flag(&te.loop, &srv_rd.done, 3000));
+    assert_true(loop_wait_flag(&te.loop, &cli_rd.done, 3000));
     assert_int_equal(srv_rd.len, 5);
     assert_memory_equal(srv_rd.buf, "hello", 5);
     assert_int_equal(cli_rd.len, 3);
@@ -704,7 +688,7 @@ static void refused_case(uint8_t client_cid, const char *client_secret)
     struct conn_state cs;
     memset(&cs, 0, sizeof cs);
     assert_int_equal(client.t.connect(&client.t, &cs.req, 2, te.addr, tp_connect_cb), 0);
-    assert_true(run_until(&te.loop, &cs.done, 3000));
+    assert_true(loop_wait_flag(&te.loop, &cs.done, 3000));
     assert_int_equal(cs.status, RAFT_NOCONNECTION);
     assert_null(cs.stream);
     assert_false(server.accepted);
@@ -756,7 +740,7 @@ static void test_transport_truncated(void **state)
     struct sockaddr_storage sa;
     assert_int_equal(ldg_listener_parse_addr(te.addr, &sa), 0);
     assert_int_equal(uv_tcp_connect(&r.creq, &r.tcp, (struct sockaddr *)&sa, raw_connect_cb), 0);
-    assert_true(run_until(&te.loop, &r.connected, 2000));
+    assert_true(loop_wait_flag(&te.loop, &r.connected, 2000));
     /* A valid-looking preamble cut short, then EOF. */
     uint8_t pre[LDG_PREAMBLE_LEN];
     uint8_t cid[16];
@@ -768,7 +752,7 @@ static void test_transport_truncated(void **state)
     assert_int_equal(uv_shutdown(&sreq, (uv_stream_t *)&r.tcp, NULL), 0);
     r.rd.want = 1;
     assert_int_equal(uv_read_start((uv_stream_t *)&r.tcp, rd_alloc, rd_read), 0);
-    assert_true(run_until(&te.loop, &r.rd.done, 3000));
+    assert_true(loop_wait_flag(&te.loop, &r.rd.done, 3000));
     /* closed by the server without an accept byte */
     assert_true(r.rd.eof);
     assert_int_equal(r.rd.len, 0);
@@ -789,7 +773,7 @@ static void test_transport_dead_peer(void **state)
     struct conn_state cs;
     memset(&cs, 0, sizeof cs);
     assert_int_equal(client.t.connect(&client.t, &cs.req, 2, "127.0.0.1:1", tp_connect_cb), 0);
-    assert_true(run_until(&te.loop, &cs.done, 3000));
+    assert_true(loop_wait_flag(&te.loop, &cs.done, 3000));
     assert_int_equal(cs.status, RAFT_NOCONNECTION);
     /* close with a connect pending: its cb gets RAFT_CANCELED */
     struct conn_state cs2;
@@ -799,7 +783,7 @@ static void test_transport_dead_peer(void **state)
     client.t.close(&client.t, tp_closed_cb);
     assert_true(cs2.done);
     assert_int_equal(cs2.status, RAFT_CANCELED);
-    assert_true(run_until(&te.loop, &client.closed, 3000));
+    assert_true(loop_wait_flag(&te.loop, &client.closed, 3000));
     ldg_transport_free(&client.t);
     tp_env_close(&te);
 }

@@ -24,6 +24,7 @@
 
 #include "cluster/transport.h"
 #include "net/listener.h"
+#include "loop_until.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -107,23 +108,7 @@ static void cap_stop(void)
 
 /* ---- loop helpers ---- */
 
-static void tick_cb(uv_timer_t *t)
-{
-    (void)t;
-}
 
-static bool run_until(uv_loop_t *loop, const bool *flag, uint64_t ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, tick_cb, 5, 5);
-    uint64_t deadline = uv_now(loop) + ms;
-    while (!*flag && uv_now(loop) < deadline)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *flag;
-}
 
 /* ---- the server: listener + transport ---- */
 
@@ -200,10 +185,10 @@ static int teardown(void **state)
     (void)state;
     srv_drop_stream();
     S.t.close(&S.t, srv_t_closed_cb);
-    bool ok = run_until(&S.loop, &S.t_closed, 3000);
+    bool ok = loop_wait_flag(&S.loop, &S.t_closed, 3000);
     ldg_transport_free(&S.t);
     ldg_listener_close(S.listener, srv_l_closed_cb, NULL);
-    ok = run_until(&S.loop, &S.l_closed, 3000) && ok;
+    ok = loop_wait_flag(&S.loop, &S.l_closed, 3000) && ok;
     uv_run(&S.loop, UV_RUN_DEFAULT);
     int rv = uv_loop_close(&S.loop);
     cap_stop();
@@ -305,7 +290,7 @@ static void probe_closed_cb(uv_handle_t *h)
 static void probe_close(struct probe *p)
 {
     uv_close((uv_handle_t *)&p->tcp, probe_closed_cb);
-    assert_true(run_until(&S.loop, &p->closed, 2000));
+    assert_true(loop_wait_flag(&S.loop, &p->closed, 2000));
 }
 
 /* Send |data| then EOF; the server must close the connection without
@@ -315,7 +300,7 @@ static void expect_refused(const uint8_t *data, size_t len, bool eof_after)
     int before = S.accepted;
     struct probe p;
     probe_start(&p, data, len, eof_after);
-    if (!run_until(&S.loop, &p.ended, 3000))
+    if (!loop_wait_flag(&S.loop, &p.ended, 3000))
         fail_msg("connection not closed (len=%zu)", len);
     assert_int_equal(p.got, 0);
     assert_int_equal(S.accepted, before);
@@ -377,12 +362,12 @@ static void assert_valid_peer_served(void)
     struct dial d;
     memset(&d, 0, sizeof d);
     assert_int_equal(c.connect(&c, &d.req, 2, S.addr, dial_cb), 0);
-    assert_true(run_until(&S.loop, &d.done, 3000));
+    assert_true(loop_wait_flag(&S.loop, &d.done, 3000));
     assert_int_equal(d.status, 0);
     uint64_t deadline = uv_now(&S.loop) + 3000;
     bool never = false;
     while (S.accepted == before && uv_now(&S.loop) < deadline)
-        run_until(&S.loop, &never, 10);
+        loop_wait_flag(&S.loop, &never, 10);
     assert_int_equal(S.accepted, before + 1);
     assert_int_equal(S.peer_id, 5);
     assert_string_equal(S.peer_addr, "127.0.0.1:5555");
@@ -390,7 +375,7 @@ static void assert_valid_peer_served(void)
     srv_drop_stream();
     client_closed = false;
     c.close(&c, client_closed_cb);
-    assert_true(run_until(&S.loop, &client_closed, 3000));
+    assert_true(loop_wait_flag(&S.loop, &client_closed, 3000));
     ldg_transport_free(&c);
 }
 
@@ -468,7 +453,7 @@ static void test_valid_preamble_with_trailing_bytes(void **state)
     uint64_t deadline = uv_now(&S.loop) + 3000;
     bool never = false;
     while ((S.accepted == 0 || p.got < 1) && uv_now(&S.loop) < deadline)
-        run_until(&S.loop, &never, 10);
+        loop_wait_flag(&S.loop, &never, 10);
     assert_int_equal(S.accepted, 1);
     assert_int_equal(S.peer_id, 9);
     assert_string_equal(S.peer_addr, "127.0.0.1:9");
@@ -478,7 +463,7 @@ static void test_valid_preamble_with_trailing_bytes(void **state)
     struct sink k = {.buf = ldg_malloc(extra + 1), .want = extra};
     S.stream->data = &k;
     assert_int_equal(uv_read_start(S.stream, sink_alloc_cb, sink_read_cb), 0);
-    assert_true(run_until(&S.loop, &k.done, 5000));
+    assert_true(loop_wait_flag(&S.loop, &k.done, 5000));
     assert_int_equal(k.len, extra);
     assert_memory_equal(k.buf, msg + LDG_PREAMBLE_LEN, extra);
     assert_false(p.ended);
@@ -622,7 +607,7 @@ static void test_random_inputs(void **state)
         int before = S.accepted;
         struct probe p;
         probe_start(&p, buf, len, true);
-        if (!run_until(&S.loop, &p.ended, 3000))
+        if (!loop_wait_flag(&S.loop, &p.ended, 3000))
             fail_msg("input %d (len %zu) not closed", i, len);
         /* Noise that happens to start like an HTTP/1 request gets the
          * listener's text reply; nothing ever gets the accept byte. */
