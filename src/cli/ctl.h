@@ -69,6 +69,12 @@ int ldg_ctl_call(struct ldg_ctl *ctl, const char *addr, const char *method,
                  struct ldg_ctl_reply *out);
 void ldg_ctl_reply_clear(struct ldg_ctl_reply *r);
 
+/* ldg_ctl_call, and when it fails: print the error line (named after the
+ * method, "GetClusterInfo") and clear |out|. Returns out->code. */
+int ldg_ctl_call_checked(struct ldg_ctl *ctl, const char *addr, const char *method,
+                         const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *resp_desc, struct ldg_ctl_reply *out);
+
 /* Prints "ledgerctl: <method>: <CODE>: <message>" to stderr. */
 void ldg_ctl_report(const char *method, const struct ldg_ctl_reply *r);
 

@@ -73,10 +73,8 @@ int ldg_ctl_cmd_cluster_info(struct ldg_ctl *ctl, int argc, char **argv)
         return rc;
     Ledger__V1__GetClusterInfoRequest req = LEDGER__V1__GET_CLUSTER_INFO_REQUEST__INIT;
     struct ldg_ctl_reply r;
-    if (ldg_ctl_call(ctl, NULL, "AdminService/GetClusterInfo", &req.base,
-                     &ledger__v1__get_cluster_info_response__descriptor, &r) != 0) {
-        ldg_ctl_report("GetClusterInfo", &r);
-        ldg_ctl_reply_clear(&r);
+    if (ldg_ctl_call_checked(ctl, NULL, "AdminService/GetClusterInfo", &req.base,
+                             &ledger__v1__get_cluster_info_response__descriptor, &r) != 0) {
         return LDG_CTL_EXIT_FAIL;
     }
     const Ledger__V1__GetClusterInfoResponse *ci = (void *)r.resp;
@@ -130,10 +128,8 @@ int ldg_ctl_cmd_node_info(struct ldg_ctl *ctl, int argc, char **argv)
         return rc;
     Ledger__V1__GetNodeInfoRequest req = LEDGER__V1__GET_NODE_INFO_REQUEST__INIT;
     struct ldg_ctl_reply r;
-    if (ldg_ctl_call(ctl, NULL, "AdminService/GetNodeInfo", &req.base,
-                     &ledger__v1__get_node_info_response__descriptor, &r) != 0) {
-        ldg_ctl_report("GetNodeInfo", &r);
-        ldg_ctl_reply_clear(&r);
+    if (ldg_ctl_call_checked(ctl, NULL, "AdminService/GetNodeInfo", &req.base,
+                             &ledger__v1__get_node_info_response__descriptor, &r) != 0) {
         return LDG_CTL_EXIT_FAIL;
     }
     const Ledger__V1__GetNodeInfoResponse *ni = (void *)r.resp;
@@ -168,10 +164,8 @@ int ldg_ctl_cmd_node_leave(struct ldg_ctl *ctl, int argc, char **argv)
     id.id = argv[0];
     req.node_id = &id;
     struct ldg_ctl_reply r;
-    if (ldg_ctl_call(ctl, NULL, "AdminService/LeaveCluster", &req.base,
-                     &ledger__v1__leave_cluster_response__descriptor, &r) != 0) {
-        ldg_ctl_report("LeaveCluster", &r);
-        ldg_ctl_reply_clear(&r);
+    if (ldg_ctl_call_checked(ctl, NULL, "AdminService/LeaveCluster", &req.base,
+                             &ledger__v1__leave_cluster_response__descriptor, &r) != 0) {
         return LDG_CTL_EXIT_FAIL;
     }
     const Ledger__V1__LeaveClusterResponse *lr = (void *)r.resp;
@@ -529,10 +523,8 @@ int ldg_ctl_cmd_backup_create(struct ldg_ctl *ctl, int argc, char **argv)
         req.tag = (char *)v;
     }
     struct ldg_ctl_reply r;
-    if (ldg_ctl_call(ctl, NULL, "AdminService/CreateBackup", &req.base,
-                     &ledger__v1__backup_info__descriptor, &r) != 0) {
-        ldg_ctl_report("CreateBackup", &r);
-        ldg_ctl_reply_clear(&r);
+    if (ldg_ctl_call_checked(ctl, NULL, "AdminService/CreateBackup", &req.base,
+                             &ledger__v1__backup_info__descriptor, &r) != 0) {
         return LDG_CTL_EXIT_FAIL;
     }
     struct ldg_ctl_table t;
@@ -558,10 +550,8 @@ int ldg_ctl_cmd_backup_list(struct ldg_ctl *ctl, int argc, char **argv)
         req.limit = 1000;
         req.page_token = token;
         struct ldg_ctl_reply r;
-        if (ldg_ctl_call(ctl, NULL, "AdminService/ListBackups", &req.base,
-                         &ledger__v1__list_backups_response__descriptor, &r) != 0) {
-            ldg_ctl_report("ListBackups", &r);
-            ldg_ctl_reply_clear(&r);
+        if (ldg_ctl_call_checked(ctl, NULL, "AdminService/ListBackups", &req.base,
+                                 &ledger__v1__list_backups_response__descriptor, &r) != 0) {
             rc = LDG_CTL_EXIT_FAIL;
             break;
         }

@@ -173,6 +173,19 @@ void ldg_ctl_report(const char *method, const struct ldg_ctl_reply *r)
             r->message && r->message[0] ? r->message : "(no message)");
 }
 
+int ldg_ctl_call_checked(struct ldg_ctl *ctl, const char *addr, const char *method,
+                         const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *resp_desc, struct ldg_ctl_reply *out)
+{
+    int code = ldg_ctl_call(ctl, addr, method, req, resp_desc, out);
+    if (code != 0) {
+        const char *slash = strchr(method, '/');
+        ldg_ctl_report(slash ? slash + 1 : method, out);
+        ldg_ctl_reply_clear(out);
+    }
+    return code;
+}
+
 int ldg_ctl_list_orgs(struct ldg_ctl *ctl, const char *addr, struct ldg_ctl_orgs *out)
 {
     memset(out, 0, sizeof *out);
@@ -182,10 +195,8 @@ int ldg_ctl_list_orgs(struct ldg_ctl *ctl, const char *addr, struct ldg_ctl_orgs
         req.limit = 1000;
         req.page_token = token;
         struct ldg_ctl_reply r;
-        if (ldg_ctl_call(ctl, addr, "AdminService/ListOrganizations", &req.base,
-                         &ledger__v1__list_organizations_response__descriptor, &r) != 0) {
-            ldg_ctl_report("ListOrganizations", &r);
-            ldg_ctl_reply_clear(&r);
+        if (ldg_ctl_call_checked(ctl, addr, "AdminService/ListOrganizations", &req.base,
+                                 &ledger__v1__list_organizations_response__descriptor, &r) != 0) {
             free(token);
             ldg_ctl_orgs_free(out);
             return -1;
@@ -224,10 +235,8 @@ int ldg_ctl_list_vaults(struct ldg_ctl *ctl, const char *addr, uint64_t org,
         req.organization_slug = &os;
     }
     struct ldg_ctl_reply r;
-    if (ldg_ctl_call(ctl, addr, "AdminService/ListVaults", &req.base,
-                     &ledger__v1__list_vaults_response__descriptor, &r) != 0) {
-        ldg_ctl_report("ListVaults", &r);
-        ldg_ctl_reply_clear(&r);
+    if (ldg_ctl_call_checked(ctl, addr, "AdminService/ListVaults", &req.base,
+                             &ledger__v1__list_vaults_response__descriptor, &r) != 0) {
         return -1;
     }
     *out = (void *)r.resp;
